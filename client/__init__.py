@@ -1,0 +1,47 @@
+"""The latentedit Python SDK (torch-free): :class:`Client` and :class:`AsyncClient`.
+
+::
+
+    from latentedit.client import Client
+
+    with Client("127.0.0.1:50051") as c:
+        faces = c.generate("dcgan-faces", seeds=[1, 2, 3])
+        c.discover("dcgan-faces", "sefa", top_k=5)
+        out = c.edit("dcgan-faces", faces.latents, {"sefa_00": 3.0}, sweep=(5, -1, 1))
+
+Errors are the classes of :mod:`latentedit.errors`, one per gRPC status.
+"""
+
+from latentedit.errors import (
+    Cancelled,
+    DeadlineExceeded,
+    Internal,
+    InvalidArgument,
+    LatentEditError,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
+
+from .async_client import AsyncClient
+from .sync_client import Client
+from .types import ConditionallyEdited, Direction, Edited, Generated, Inverted, ModelInfo
+
+__all__ = [
+    "AsyncClient",
+    "Cancelled",
+    "Client",
+    "ConditionallyEdited",
+    "DeadlineExceeded",
+    "Direction",
+    "Edited",
+    "Generated",
+    "Internal",
+    "InvalidArgument",
+    "Inverted",
+    "LatentEditError",
+    "ModelInfo",
+    "NotFound",
+    "ResourceExhausted",
+    "Unavailable",
+]

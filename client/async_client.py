@@ -1,0 +1,104 @@
+"""asyncio SDK client, the twin of :class:`latentedit.client.Client`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import grpc
+
+from latentedit.v1 import latentedit_pb2_grpc as pb_grpc
+
+from . import _wire as w
+from ._base import ClientBase, Op, backoff_s, channel_options, to_error
+from .types import ConditionallyEdited, Direction, Edited, Generated, Inverted, ModelInfo
+
+T = TypeVar("T")
+
+
+class AsyncClient(ClientBase):
+    """asyncio client; an async context manager. Same arguments and methods as Client."""
+
+    def __init__(self, target: str | Sequence[str] = "127.0.0.1:50051", **kwargs: Any) -> None:
+        super().__init__(target, **kwargs)
+        opts = channel_options(self.max_message_bytes)
+        self._channels = [grpc.aio.insecure_channel(t, options=opts) for t in self.targets]
+        self._stubs = [pb_grpc.LatentEditorStub(c) for c in self._channels]
+
+    async def close(self) -> None:
+        for channel in self._channels:
+            await channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, op: Op[T], timeout: float | None) -> T:
+        timeout = self.timeout if timeout is None else timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        attempt = 0
+        while True:
+            stub = self._stubs[next(self._next)]
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+            try:
+                return op.parse(await getattr(stub, op.rpc)(op.request, timeout=remaining))
+            except grpc.RpcError as exc:
+                err = to_error(exc)
+                if not self._should_retry(err, op, attempt):
+                    raise err from None
+            await asyncio.sleep(backoff_s(attempt))
+            attempt += 1
+
+    async def models(self, *, timeout: float | None = None) -> list[ModelInfo]:
+        """Models the pool serves now."""
+        return await self._call(self._op_models(), timeout)
+
+    async def generate(self, model: str, seeds: Sequence[int] | None = None, *, latents: Any = None, image_format: str = "png", timeout: float | None = None) -> Generated:
+        """Render from seeds (one N(0, I) latent each) or from latents (N, d)."""
+        return await self._call(self._op_generate(model, seeds, latents, image_format), timeout)
+
+    async def edit(self, model: str, latents: Any, edits: w.Edits, *, sweep: w.Sweep = None, image_format: str = "png", timeout: float | None = None) -> Edited:
+        """z' = z + t * sum_i alpha_i n_i; ``edits`` maps direction name -> alpha; ``sweep`` = (frames, t_start, t_stop)."""
+        return await self._call(self._op_edit(model, latents, edits, sweep, image_format), timeout)
+
+    async def conditional_edit(self, model: str, latents: Any, direction: str, conditions: Sequence[str] = (), *, strength: float = 1.0, sweep: w.Sweep = None, image_format: str = "png", timeout: float | None = None) -> ConditionallyEdited:
+        """Edit along ``direction`` projected orthogonally to every condition direction."""
+        return await self._call(self._op_conditional_edit(model, latents, direction, conditions, strength, sweep, image_format), timeout)
+
+    async def invert(self, model: str, images: Sequence[Any], *, method: str = "optimize", steps: int = 0, restarts: int = 0, seed: int = 0, prior_weight: float = 0.0, timeout: float | None = None) -> Inverted:
+        """Images (PIL, uint8 (H, W, 3) arrays or encoded bytes) -> latent codes."""
+        return await self._call(self._op_invert(model, images, method, steps, restarts, seed, prior_weight), timeout)
+
+    async def discover(self, model: str, method: str = "sefa", *, top_k: int = 5, name_prefix: str = "", params: dict[str, str] | None = None, timeout: float | None = None) -> list[Direction]:
+        """Find and store directions; returns them with their vectors."""
+        return await self._call(self._op_discover(model, method, top_k, name_prefix, params), timeout)
+
+    async def directions(self, model: str, *, include_vectors: bool = False, timeout: float | None = None) -> list[Direction]:
+        """Stored directions of a model."""
+        return await self._call(self._op_directions(model, include_vectors), timeout)
+
+    async def get_direction(self, direction_id: str, *, timeout: float | None = None) -> Direction:
+        """One direction (``"<model>/<name>"``) with its vector."""
+        return await self._call(self._op_get_direction(direction_id), timeout)
+
+    async def delete_direction(self, direction_id: str, *, timeout: float | None = None) -> bool:
+        """Delete; True if it existed."""
+        return await self._call(self._op_delete_direction(direction_id), timeout)
+
+    async def put_direction(self, model: str, name: str, vector: Any, *, method: str = "import", params: dict[str, str] | None = None, timeout: float | None = None) -> Direction:
+        """Store a direction from its vector (d,); it is normalised to unit norm."""
+        return await self._call(self._op_put_direction(model, name, vector, method, params), timeout)
+
+    async def import_direction(self, model: str, name: str, path: str, *, timeout: float | None = None) -> Direction:
+        """Store an InterFaceGAN ``.npy`` boundary ((1, d) or (d,); read without pickle)."""
+        return await self.put_direction(model, name, w.load_boundary(path), timeout=timeout)
+
+    async def export_direction(self, direction_id: str, path: str, *, timeout: float | None = None) -> Direction:
+        """Write a direction as an InterFaceGAN ``.npy`` boundary, float32 (1, d), unit norm."""
+        d = await self.get_direction(direction_id, timeout=timeout)
+        w.save_boundary(path, d)
+        return d

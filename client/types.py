@@ -1,0 +1,70 @@
+"""Result types of the SDK: plain dataclasses of numpy arrays and PIL images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str  # first 16 hex digits of the weights' SHA-256
+    resolution: int
+    latent_dim: int
+    description: str
+    invert_methods: list[str]
+    discover_methods: list[str]
+    scorers: list[str]
+    max_batch: int
+
+
+@dataclass(frozen=True)
+class Direction:
+    id: str  # "<model>/<name>"
+    model: str
+    name: str
+    method: str
+    version: int
+    created_unix_ms: int
+    model_version: str
+    vector: np.ndarray | None  # (d,) float32 unit norm; None in listings
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Generated:
+    model_version: str
+    latents: np.ndarray  # (N, d) float32
+    images: list[Image.Image]  # N
+
+
+@dataclass(frozen=True)
+class Edited:
+    model_version: str
+    latents: np.ndarray  # (N, K, d) float32
+    images: list[list[Image.Image]]  # [N][K]
+    multipliers: np.ndarray  # (K,) sweep multipliers t
+    directions: list[Direction]
+
+
+@dataclass(frozen=True)
+class ConditionallyEdited(Edited):
+    projected_direction: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (d,) unit
+    condition_cosines: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (M,)
+    primary_cosine: float = 1.0
+
+
+@dataclass(frozen=True)
+class Inverted:
+    model_version: str
+    latents: np.ndarray  # (N, d) float32, accepted as is by edit()
+    reconstructions: list[Image.Image]
+    psnr: np.ndarray  # (N,) dB
+    steps: int
+    seconds: float
+    method: str
+    crops: list[tuple[int, int, int]]  # (left, top, size) of the square used, per image

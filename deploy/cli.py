@@ -1,0 +1,137 @@
+"""``latentedit`` command line: up | gateway | worker | demo.
+
+``latentedit up`` runs a whole stack on one machine (a private redis-server
+unless ``--redis-url``, one gateway, N workers) until Ctrl-C. ``gateway`` and
+``worker`` run one process each, for deployments that scale them apart.
+``demo`` drives a running stack through the SDK and writes a picture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
+    )
+
+
+def _gateway(args: argparse.Namespace) -> None:
+    from latentedit.server.gateway import serve
+    from latentedit.server.settings import GatewaySettings
+
+    asyncio.run(serve(GatewaySettings(
+        listen=args.listen, redis_url=args.redis_url, max_queue=args.max_queue,
+        default_timeout_s=args.default_timeout, metrics_port=args.metrics_port,
+    )))
+
+
+def _worker(args: argparse.Namespace) -> None:
+    from latentedit.workers.worker import WorkerSettings, serve
+
+    settings = WorkerSettings(
+        redis_url=args.redis_url, device=args.device, dtype=args.dtype, max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms, max_render_batch=args.max_render_batch,
+        metrics_port=args.metrics_port,
+    )
+    if args.models:
+        settings.models = args.models.split(",")
+        settings.__post_init__()
+    asyncio.run(serve(settings))
+
+
+def _up(args: argparse.Namespace) -> None:
+    from latentedit.deploy.stack import Stack, StackConfig
+
+    stack = Stack(StackConfig(
+        workers=args.workers, port=args.port, redis_url=args.redis_url or "",
+        device=args.device, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+        log_dir=args.log_dir or "",
+    ))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with stack:
+        logging.info("latentedit is up at %s (redis %s, %d worker(s)); Ctrl-C stops it",
+                     stack.target, stack.redis_url, args.workers)
+        try:
+            while not stop.is_set():
+                stack._check_alive()
+                stop.wait(1.0)
+        except KeyboardInterrupt:
+            pass
+        logging.info("stopping")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from latentedit.deploy.demo import run_demo
+
+    if args.with_stack:
+        from latentedit.deploy.stack import Stack, StackConfig
+
+        with Stack(StackConfig(workers=args.workers, port=0, log_dir="out/logs")) as stack:
+            run_demo(stack.target, args.out)
+    else:
+        run_demo(args.target, args.out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="latentedit", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--log-level", default=os.environ.get("LATENTEDIT_LOG_LEVEL", "info"))
+    sub = parser.add_subparsers(dest="command", required=True)
+    redis_default = os.environ.get("LATENTEDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+    p = sub.add_parser("up", help="run redis-server + gateway + N workers until Ctrl-C")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--port", type=int, default=50051, help="gateway port")
+    p.add_argument("--redis-url", default=None, help="use this Redis instead of a private one")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--max-batch", type=int, default=32)
+    p.add_argument("--max-wait-ms", type=float, default=5.0)
+    p.add_argument("--log-dir", default=None, help="write each child's log here")
+    p.set_defaults(func=_up)
+
+    p = sub.add_parser("gateway", help="run one gRPC gateway")
+    p.add_argument("--listen", default="0.0.0.0:50051")
+    p.add_argument("--redis-url", default=redis_default)
+    p.add_argument("--max-queue", type=int, default=1000, help="jobs per model before RESOURCE_EXHAUSTED")
+    p.add_argument("--default-timeout", type=float, default=120.0, help="seconds, when the caller sets none")
+    p.add_argument("--metrics-port", type=int, default=0, help="Prometheus /metrics port (0: off)")
+    p.set_defaults(func=_gateway)
+
+    p = sub.add_parser("worker", help="run one batching worker")
+    p.add_argument("--redis-url", default=redis_default)
+    p.add_argument("--models", default="", help="comma-separated; default: every registered model")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--max-batch", type=int, default=32, help="jobs gathered into one batch")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="wait for more jobs once one arrived")
+    p.add_argument("--max-render-batch", type=int, default=64, help="images per generator pass")
+    p.add_argument("--metrics-port", type=int, default=0)
+    p.set_defaults(func=_worker)
+
+    p = sub.add_parser("demo", help="drive a stack through the SDK and write out/demo.png")
+    p.add_argument("--target", default="127.0.0.1:50051")
+    p.add_argument("--out", default="out/demo.png")
+    p.add_argument("--with-stack", action="store_true", help="start a private stack for the demo")
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=_demo)
+
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Wire format of tensors and images (numpy / Pillow <-> protobuf), shared by all roles.
+
+Tensors travel as dtype + shape + raw little-endian row-major bytes. Images
+travel encoded (PNG, JPEG, WebP) or RAW (uint8 RGB, shape (H, W, 3)). Decoding
+checks everything a peer could get wrong and raises :class:`InvalidArgument`
+naming the field.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image as PILImage
+
+from latentedit.errors import InvalidArgument
+from latentedit.v1 import latentedit_pb2 as pb
+
+_DTYPES: dict[int, np.dtype] = {
+    pb.DTYPE_FLOAT32: np.dtype("<f4"),
+    pb.DTYPE_FLOAT64: np.dtype("<f8"),
+    pb.DTYPE_FLOAT16: np.dtype("<f2"),
+    pb.DTYPE_UINT8: np.dtype("u1"),
+}
+_CODES = {v.kind + str(v.itemsize): k for k, v in _DTYPES.items()}
+
+_PIL_FORMATS = {
+    pb.IMAGE_FORMAT_UNSPECIFIED: "PNG",
+    pb.IMAGE_FORMAT_PNG: "PNG",
+    pb.IMAGE_FORMAT_JPEG: "JPEG",
+    pb.IMAGE_FORMAT_WEBP: "WEBP",
+}
+FORMAT_NAMES = {"png": pb.IMAGE_FORMAT_PNG, "jpeg": pb.IMAGE_FORMAT_JPEG,
+                "jpg": pb.IMAGE_FORMAT_JPEG, "webp": pb.IMAGE_FORMAT_WEBP,
+                "raw": pb.IMAGE_FORMAT_RAW}
+
+
+def to_tensor(array: np.ndarray) -> pb.Tensor:
+    """numpy array (float16/32/64 or uint8) -> Tensor message."""
+    arr = np.asarray(array)
+    code = _CODES.get(arr.dtype.kind + str(arr.dtype.itemsize))
+    if code is None:
+        raise InvalidArgument(f"unsupported tensor dtype {arr.dtype}; use float32")
+    data = np.ascontiguousarray(arr, dtype=_DTYPES[code]).tobytes()
+    return pb.Tensor(dtype=code, shape=list(arr.shape), data=data)
+
+
+def from_tensor(msg: pb.Tensor, field: str = "tensor") -> np.ndarray:
+    """Tensor message -> numpy array in native byte order (a copy).
+
+    Raises InvalidArgument when the dtype is unknown or the byte count does not
+    match the shape.
+    """
+    dtype = _DTYPES.get(msg.dtype)
+    if dtype is None:
+        raise InvalidArgument(f"{field}: unknown dtype {msg.dtype}")
+    shape = tuple(int(s) for s in msg.shape)
+    if any(s < 0 for s in shape):
+        raise InvalidArgument(f"{field}: negative dimension in shape {shape}")
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if expected != len(msg.data):
+        raise InvalidArgument(
+            f"{field}: shape {shape} of {dtype.name} needs {expected} bytes, got {len(msg.data)}"
+        )
+    return np.frombuffer(msg.data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def encode_image(pixels: np.ndarray, fmt: int = pb.IMAGE_FORMAT_PNG, quality: int = 92) -> pb.Image:
+    """uint8 RGB array (H, W, 3) -> Image message in the asked format."""
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise InvalidArgument(f"image must be uint8 (H, W, 3), got {pixels.dtype} {pixels.shape}")
+    h, w = pixels.shape[:2]
+    if fmt == pb.IMAGE_FORMAT_RAW:
+        return pb.Image(format=fmt, data=np.ascontiguousarray(pixels).tobytes(), width=w, height=h)
+    pil_format = _PIL_FORMATS.get(fmt)
+    if pil_format is None:
+        raise InvalidArgument(f"unknown image format {fmt}")
+    buf = io.BytesIO()
+    kwargs = {"quality": quality} if pil_format in ("JPEG", "WEBP") else {"compress_level": 1}
+    PILImage.fromarray(pixels, "RGB").save(buf, format=pil_format, **kwargs)
+    return pb.Image(format=fmt or pb.IMAGE_FORMAT_PNG, data=buf.getvalue(), width=w, height=h)
+
+
+def probe_image(msg: pb.Image, max_pixels: int, field: str = "image") -> tuple[int, int]:
+    """Check an Image without decoding its pixels; returns (width, height).
+
+    Reads only the header, so a decompression bomb (a small file declaring a
+    huge canvas) is refused before any pixel memory is allocated.
+    """
+    if not msg.data:
+        raise InvalidArgument(f"{field}: empty image data")
+    if msg.format == pb.IMAGE_FORMAT_RAW:
+        w, h = msg.width, msg.height
+        if w <= 0 or h <= 0:
+            raise InvalidArgument(f"{field}: RAW image needs positive width and height")
+        if w * h > max_pixels:
+            raise InvalidArgument(f"{field}: {w}x{h} pixels exceeds the cap of {max_pixels}")
+        if len(msg.data) != w * h * 3:
+            raise InvalidArgument(
+                f"{field}: RAW {w}x{h} RGB needs {w * h * 3} bytes, got {len(msg.data)}"
+            )
+        return w, h
+    try:
+        with PILImage.open(io.BytesIO(msg.data)) as img:
+            w, h = img.size
+    except Exception as exc:  # Pillow raises many types for garbage bytes
+        raise InvalidArgument(f"{field}: bytes are not a decodable image ({exc})") from None
+    if w * h > max_pixels:
+        raise InvalidArgument(f"{field}: {w}x{h} pixels exceeds the cap of {max_pixels}")
+    return w, h
+
+
+def decode_image(msg: pb.Image, max_pixels: int, field: str = "image") -> np.ndarray:
+    """Image message -> uint8 RGB array (H, W, 3), refusing more than ``max_pixels``."""
+    w, h = probe_image(msg, max_pixels, field)
+    if msg.format == pb.IMAGE_FORMAT_RAW:
+        return np.frombuffer(msg.data, dtype=np.uint8).reshape(h, w, 3).copy()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            with PILImage.open(io.BytesIO(msg.data)) as img:
+                return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    except Exception as exc:
+        raise InvalidArgument(f"{field}: image failed to decode ({exc})") from None
+
+
+def to_pil(msg: pb.Image, max_pixels: int = 1 << 26) -> PILImage.Image:
+    """Image message -> PIL RGB image."""
+    return PILImage.fromarray(decode_image(msg, max_pixels))
+
+
+def from_pil_or_array(image: object, fmt: int = pb.IMAGE_FORMAT_PNG) -> pb.Image:
+    """PIL image, uint8 (H, W, 3) array or encoded bytes -> Image message."""
+    if isinstance(image, bytes | bytearray):
+        return pb.Image(format=fmt, data=bytes(image))
+    if isinstance(image, PILImage.Image):
+        return encode_image(np.asarray(image.convert("RGB")), fmt)
+    return encode_image(np.asarray(image), fmt)
+
+
+def latents_from(msg: pb.Tensor, dim: int, max_rows: int, field: str = "latents") -> np.ndarray:
+    """Tensor message -> float32 latents (N, d), checked: 2-D, d columns, 1..max_rows rows, finite."""
+    arr = from_tensor(msg, field)
+    if arr.ndim == 1 and arr.shape[0] == dim:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise InvalidArgument(f"{field}: expected shape (N, {dim}), got {tuple(arr.shape)}")
+    if arr.dtype.kind != "f":
+        raise InvalidArgument(f"{field}: expected a float tensor, got {arr.dtype.name}")
+    if not 1 <= arr.shape[0] <= max_rows:
+        raise InvalidArgument(f"{field}: {arr.shape[0]} rows; allowed 1..{max_rows}")
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise InvalidArgument(f"{field}: {bad} non-finite value(s) (NaN or inf)")
+    return arr.astype(np.float32)

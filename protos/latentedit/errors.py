@@ -1,0 +1,84 @@
+"""One error hierarchy and one table mapping each error to one gRPC status.
+
+::
+
+    LatentEditError
+    ├── InvalidArgument      INVALID_ARGUMENT   bad field, shape, value or image
+    ├── NotFound             NOT_FOUND          unknown model or direction
+    ├── ResourceExhausted    RESOURCE_EXHAUSTED queue full, message too large
+    ├── DeadlineExceeded     DEADLINE_EXCEEDED  the caller's deadline passed
+    ├── Unavailable          UNAVAILABLE        no gateway, Redis or worker reachable
+    ├── Cancelled            CANCELLED          the caller cancelled
+    └── Internal             INTERNAL           a bug; the message says where
+
+The gateway raises these, workers send them back as ``JobError`` (code +
+message), and the SDK raises the same classes from the status it receives.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class LatentEditError(Exception):
+    """Base class; ``code`` is the gRPC status the error travels as."""
+
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(LatentEditError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(LatentEditError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class ResourceExhausted(LatentEditError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class DeadlineExceeded(LatentEditError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class Unavailable(LatentEditError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class Cancelled(LatentEditError):
+    code = grpc.StatusCode.CANCELLED
+
+
+class Internal(LatentEditError):
+    code = grpc.StatusCode.INTERNAL
+
+
+_BY_CODE: dict[grpc.StatusCode, type[LatentEditError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        ResourceExhausted,
+        DeadlineExceeded,
+        Unavailable,
+        Cancelled,
+        Internal,
+    )
+}
+_BY_VALUE: dict[int, grpc.StatusCode] = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def error_for(code: grpc.StatusCode | int, message: str) -> LatentEditError:
+    """The exception instance for a status (a ``grpc.StatusCode`` or its int value)."""
+    status = _BY_VALUE.get(code, grpc.StatusCode.UNKNOWN) if isinstance(code, int) else code
+    cls = _BY_CODE.get(status)
+    if cls is None:
+        err = LatentEditError(message)
+        err.code = status
+        return err
+    return cls(message)

@@ -1,0 +1,368 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class DType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DTYPE_UNSPECIFIED: _ClassVar[DType]
+    DTYPE_FLOAT32: _ClassVar[DType]
+    DTYPE_FLOAT64: _ClassVar[DType]
+    DTYPE_FLOAT16: _ClassVar[DType]
+    DTYPE_UINT8: _ClassVar[DType]
+
+class ImageFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    IMAGE_FORMAT_UNSPECIFIED: _ClassVar[ImageFormat]
+    IMAGE_FORMAT_PNG: _ClassVar[ImageFormat]
+    IMAGE_FORMAT_JPEG: _ClassVar[ImageFormat]
+    IMAGE_FORMAT_WEBP: _ClassVar[ImageFormat]
+    IMAGE_FORMAT_RAW: _ClassVar[ImageFormat]
+DTYPE_UNSPECIFIED: DType
+DTYPE_FLOAT32: DType
+DTYPE_FLOAT64: DType
+DTYPE_FLOAT16: DType
+DTYPE_UINT8: DType
+IMAGE_FORMAT_UNSPECIFIED: ImageFormat
+IMAGE_FORMAT_PNG: ImageFormat
+IMAGE_FORMAT_JPEG: ImageFormat
+IMAGE_FORMAT_WEBP: ImageFormat
+IMAGE_FORMAT_RAW: ImageFormat
+
+class Tensor(_message.Message):
+    __slots__ = ("dtype", "shape", "data")
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    dtype: DType
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    data: bytes
+    def __init__(self, dtype: _Optional[_Union[DType, str]] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class Image(_message.Message):
+    __slots__ = ("format", "data", "width", "height")
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    format: ImageFormat
+    data: bytes
+    width: int
+    height: int
+    def __init__(self, format: _Optional[_Union[ImageFormat, str]] = ..., data: _Optional[bytes] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("name", "version", "resolution", "latent_dim", "description", "scorers", "invert_methods", "discover_methods", "max_batch")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    LATENT_DIM_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    SCORERS_FIELD_NUMBER: _ClassVar[int]
+    INVERT_METHODS_FIELD_NUMBER: _ClassVar[int]
+    DISCOVER_METHODS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    resolution: int
+    latent_dim: int
+    description: str
+    scorers: _containers.RepeatedScalarFieldContainer[str]
+    invert_methods: _containers.RepeatedScalarFieldContainer[str]
+    discover_methods: _containers.RepeatedScalarFieldContainer[str]
+    max_batch: int
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., resolution: _Optional[int] = ..., latent_dim: _Optional[int] = ..., description: _Optional[str] = ..., scorers: _Optional[_Iterable[str]] = ..., invert_methods: _Optional[_Iterable[str]] = ..., discover_methods: _Optional[_Iterable[str]] = ..., max_batch: _Optional[int] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
+
+class Seeds(_message.Message):
+    __slots__ = ("seeds",)
+    SEEDS_FIELD_NUMBER: _ClassVar[int]
+    seeds: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, seeds: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class GenerateRequest(_message.Message):
+    __slots__ = ("model", "seeds", "latents", "image_format")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SEEDS_FIELD_NUMBER: _ClassVar[int]
+    LATENTS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    seeds: Seeds
+    latents: Tensor
+    image_format: ImageFormat
+    def __init__(self, model: _Optional[str] = ..., seeds: _Optional[_Union[Seeds, _Mapping]] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+
+class GenerateResponse(_message.Message):
+    __slots__ = ("model_version", "latents", "images")
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LATENTS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    model_version: str
+    latents: Tensor
+    images: _containers.RepeatedCompositeFieldContainer[Image]
+    def __init__(self, model_version: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ...) -> None: ...
+
+class DirectionStrength(_message.Message):
+    __slots__ = ("direction", "strength")
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    direction: str
+    strength: float
+    def __init__(self, direction: _Optional[str] = ..., strength: _Optional[float] = ...) -> None: ...
+
+class Sweep(_message.Message):
+    __slots__ = ("frames", "start", "stop")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    frames: int
+    start: float
+    stop: float
+    def __init__(self, frames: _Optional[int] = ..., start: _Optional[float] = ..., stop: _Optional[float] = ...) -> None: ...
+
+class EditRequest(_message.Message):
+    __slots__ = ("model", "latents", "edits", "sweep", "image_format")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LATENTS_FIELD_NUMBER: _ClassVar[int]
+    EDITS_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    latents: Tensor
+    edits: _containers.RepeatedCompositeFieldContainer[DirectionStrength]
+    sweep: Sweep
+    image_format: ImageFormat
+    def __init__(self, model: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., edits: _Optional[_Iterable[_Union[DirectionStrength, _Mapping]]] = ..., sweep: _Optional[_Union[Sweep, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+
+class EditResponse(_message.Message):
+    __slots__ = ("model_version", "latents", "images", "multipliers", "directions")
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LATENTS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    MULTIPLIERS_FIELD_NUMBER: _ClassVar[int]
+    DIRECTIONS_FIELD_NUMBER: _ClassVar[int]
+    model_version: str
+    latents: Tensor
+    images: _containers.RepeatedCompositeFieldContainer[Image]
+    multipliers: _containers.RepeatedScalarFieldContainer[float]
+    directions: _containers.RepeatedCompositeFieldContainer[Direction]
+    def __init__(self, model_version: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., multipliers: _Optional[_Iterable[float]] = ..., directions: _Optional[_Iterable[_Union[Direction, _Mapping]]] = ...) -> None: ...
+
+class ConditionalEditRequest(_message.Message):
+    __slots__ = ("model", "latents", "direction", "conditions", "strength", "sweep", "image_format")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LATENTS_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    latents: Tensor
+    direction: str
+    conditions: _containers.RepeatedScalarFieldContainer[str]
+    strength: float
+    sweep: Sweep
+    image_format: ImageFormat
+    def __init__(self, model: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., direction: _Optional[str] = ..., conditions: _Optional[_Iterable[str]] = ..., strength: _Optional[float] = ..., sweep: _Optional[_Union[Sweep, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+
+class ConditionalEditResponse(_message.Message):
+    __slots__ = ("model_version", "latents", "images", "multipliers", "projected_direction", "condition_cosines", "primary_cosine")
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LATENTS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    MULTIPLIERS_FIELD_NUMBER: _ClassVar[int]
+    PROJECTED_DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_COSINES_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_COSINE_FIELD_NUMBER: _ClassVar[int]
+    model_version: str
+    latents: Tensor
+    images: _containers.RepeatedCompositeFieldContainer[Image]
+    multipliers: _containers.RepeatedScalarFieldContainer[float]
+    projected_direction: Tensor
+    condition_cosines: _containers.RepeatedScalarFieldContainer[float]
+    primary_cosine: float
+    def __init__(self, model_version: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., multipliers: _Optional[_Iterable[float]] = ..., projected_direction: _Optional[_Union[Tensor, _Mapping]] = ..., condition_cosines: _Optional[_Iterable[float]] = ..., primary_cosine: _Optional[float] = ...) -> None: ...
+
+class InvertRequest(_message.Message):
+    __slots__ = ("model", "images", "method", "steps", "restarts", "seed", "prior_weight", "image_format")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    images: _containers.RepeatedCompositeFieldContainer[Image]
+    method: str
+    steps: int
+    restarts: int
+    seed: int
+    prior_weight: float
+    image_format: ImageFormat
+    def __init__(self, model: _Optional[str] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., method: _Optional[str] = ..., steps: _Optional[int] = ..., restarts: _Optional[int] = ..., seed: _Optional[int] = ..., prior_weight: _Optional[float] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+
+class CropBox(_message.Message):
+    __slots__ = ("left", "top", "size")
+    LEFT_FIELD_NUMBER: _ClassVar[int]
+    TOP_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    left: int
+    top: int
+    size: int
+    def __init__(self, left: _Optional[int] = ..., top: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
+
+class InvertResponse(_message.Message):
+    __slots__ = ("model_version", "latents", "reconstructions", "psnr", "steps", "seconds", "method", "crops")
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LATENTS_FIELD_NUMBER: _ClassVar[int]
+    RECONSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
+    PSNR_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    CROPS_FIELD_NUMBER: _ClassVar[int]
+    model_version: str
+    latents: Tensor
+    reconstructions: _containers.RepeatedCompositeFieldContainer[Image]
+    psnr: _containers.RepeatedScalarFieldContainer[float]
+    steps: int
+    seconds: float
+    method: str
+    crops: _containers.RepeatedCompositeFieldContainer[CropBox]
+    def __init__(self, model_version: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., reconstructions: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., psnr: _Optional[_Iterable[float]] = ..., steps: _Optional[int] = ..., seconds: _Optional[float] = ..., method: _Optional[str] = ..., crops: _Optional[_Iterable[_Union[CropBox, _Mapping]]] = ...) -> None: ...
+
+class Direction(_message.Message):
+    __slots__ = ("id", "model", "name", "method", "params", "version", "created_unix_ms", "model_version", "vector", "metrics")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    model: str
+    name: str
+    method: str
+    params: _containers.ScalarMap[str, str]
+    version: int
+    created_unix_ms: int
+    model_version: str
+    vector: Tensor
+    metrics: _containers.ScalarMap[str, float]
+    def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., name: _Optional[str] = ..., method: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., version: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., model_version: _Optional[str] = ..., vector: _Optional[_Union[Tensor, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class DiscoverDirectionsRequest(_message.Message):
+    __slots__ = ("model", "method", "top_k", "name_prefix", "params")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    NAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    method: str
+    top_k: int
+    name_prefix: str
+    params: _containers.ScalarMap[str, str]
+    def __init__(self, model: _Optional[str] = ..., method: _Optional[str] = ..., top_k: _Optional[int] = ..., name_prefix: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class DiscoverDirectionsResponse(_message.Message):
+    __slots__ = ("model_version", "directions")
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DIRECTIONS_FIELD_NUMBER: _ClassVar[int]
+    model_version: str
+    directions: _containers.RepeatedCompositeFieldContainer[Direction]
+    def __init__(self, model_version: _Optional[str] = ..., directions: _Optional[_Iterable[_Union[Direction, _Mapping]]] = ...) -> None: ...
+
+class ListDirectionsRequest(_message.Message):
+    __slots__ = ("model", "include_vectors")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_VECTORS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    include_vectors: bool
+    def __init__(self, model: _Optional[str] = ..., include_vectors: _Optional[bool] = ...) -> None: ...
+
+class ListDirectionsResponse(_message.Message):
+    __slots__ = ("directions",)
+    DIRECTIONS_FIELD_NUMBER: _ClassVar[int]
+    directions: _containers.RepeatedCompositeFieldContainer[Direction]
+    def __init__(self, directions: _Optional[_Iterable[_Union[Direction, _Mapping]]] = ...) -> None: ...
+
+class GetDirectionRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteDirectionRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteDirectionResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: bool
+    def __init__(self, deleted: _Optional[bool] = ...) -> None: ...
+
+class PutDirectionRequest(_message.Message):
+    __slots__ = ("model", "name", "vector", "method", "params")
+    class ParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    name: str
+    vector: Tensor
+    method: str
+    params: _containers.ScalarMap[str, str]
+    def __init__(self, model: _Optional[str] = ..., name: _Optional[str] = ..., vector: _Optional[_Union[Tensor, _Mapping]] = ..., method: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ...) -> None: ...

@@ -1,0 +1,145 @@
+"""The gateway's side of Redis: bounded enqueue, replies, and the model catalogue.
+
+- Enqueue is one Lua script: XLEN check + XADD, so a full stream answers
+  RESOURCE_EXHAUSTED at once and nothing is ever trimmed away.
+- Each gateway reads its own reply stream with one blocking XREAD loop and
+  resolves the future of the job each result names: no polling per request.
+- The catalogue (model name -> ModelInfo) is what live workers published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from latentedit import keys
+from latentedit.errors import DeadlineExceeded, NotFound, ResourceExhausted, Unavailable
+from latentedit.v1 import jobs_pb2, latentedit_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+_ENQUEUE = """
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return false end
+return redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', ARGV[2], ARGV[3])
+"""
+REPLY_TTL_S = 3600
+
+
+class JobQueue:
+    def __init__(self, redis_url: str, gateway_id: str, max_queue: int, catalogue_ttl_s: float):
+        self.redis = Redis.from_url(redis_url)
+        self.reply_stream = keys.reply_stream(gateway_id)
+        self.max_queue = max_queue
+        self._enqueue = self.redis.register_script(_ENQUEUE)
+        self._waiting: dict[str, asyncio.Future[jobs_pb2.JobResult]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._catalogue: dict[str, pb.ModelInfo] = {}
+        self._alive: set[str] = set()
+        self._catalogue_at = -1e9
+        self._catalogue_ttl_s = catalogue_ttl_s
+
+    async def start(self) -> None:
+        self._reader = asyncio.create_task(self._read_replies())
+
+    async def close(self) -> None:
+        if self._reader:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        with contextlib.suppress(RedisError):
+            await self.redis.delete(self.reply_stream)
+        await self.redis.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def models(self) -> tuple[dict[str, pb.ModelInfo], set[str]]:
+        """(catalogue, names of models some live worker serves), cached for a moment."""
+        if time.monotonic() - self._catalogue_at > self._catalogue_ttl_s:
+            try:
+                raw = await self.redis.hgetall(keys.MODELS)
+                catalogue = {k.decode(): pb.ModelInfo.FromString(v) for k, v in raw.items()}
+                names = sorted(catalogue)
+                alive = await self.redis.mget([keys.model_alive(n) for n in names]) if names else []
+            except (RedisError, OSError) as exc:
+                raise Unavailable(f"the job queue (Redis) is unreachable: {exc}") from None
+            self._catalogue = catalogue
+            self._alive = {n for n, a in zip(names, alive, strict=True) if a is not None}
+            self._catalogue_at = time.monotonic()
+        return self._catalogue, self._alive
+
+    async def model(self, name: str) -> pb.ModelInfo:
+        """The ModelInfo of a served model; NOT_FOUND if unknown, UNAVAILABLE if no worker serves it."""
+        catalogue, alive = await self.models()
+        info = catalogue.get(name)
+        if info is None:
+            served = sorted(catalogue) or "none (is a worker running?)"
+            raise NotFound(f"unknown model {name!r}; served models: {served}")
+        if name not in alive:
+            self._catalogue_at = -1e9  # re-read next time
+            raise Unavailable(f"no worker is serving model {name!r} right now; retry later")
+        return info
+
+    async def submit(self, model: str, job: jobs_pb2.Job, timeout_s: float) -> jobs_pb2.JobResult:
+        """Queue ``job`` on the model's stream and wait for its result for up to ``timeout_s``."""
+        job.reply_to = self.reply_stream
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[jobs_pb2.JobResult] = loop.create_future()
+        self._waiting[job.id] = future
+        try:
+            try:
+                added = await self._enqueue(
+                    keys=[keys.job_stream(model)],
+                    args=[self.max_queue, keys.JOB_FIELD, job.SerializeToString()],
+                )
+                await self.redis.expire(self.reply_stream, REPLY_TTL_S)
+            except (RedisError, OSError) as exc:
+                raise Unavailable(f"the job queue (Redis) is unreachable: {exc}") from None
+            if not added:
+                raise ResourceExhausted(
+                    f"the queue for model {model!r} is full ({self.max_queue} jobs); retry later"
+                )
+            try:
+                return await asyncio.wait_for(future, timeout_s)
+            except TimeoutError:
+                raise DeadlineExceeded(
+                    f"no result within {timeout_s:.1f}s (queue wait + processing)"
+                ) from None
+        finally:
+            self._waiting.pop(job.id, None)
+
+    async def _read_replies(self) -> None:
+        last_id = "0-0"  # the stream is this gateway's alone; read from its start
+        while True:
+            try:
+                reply = await self.redis.xread({self.reply_stream: last_id}, block=1000, count=256)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("reply stream read failed (%s); retrying", exc)
+                await asyncio.sleep(0.5)
+                continue
+            done = []
+            for _, entries in reply or []:
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    done.append(entry_id)
+                    try:
+                        result = jobs_pb2.JobResult.FromString(fields[keys.RESULT_FIELD.encode()])
+                    except Exception:
+                        log.exception("undecodable reply %s", entry_id)
+                        continue
+                    future = self._waiting.get(result.job_id)
+                    if future is not None and not future.done():
+                        future.set_result(result)
+            if done:
+                with contextlib.suppress(RedisError, OSError):
+                    await self.redis.xdel(self.reply_stream, *done)

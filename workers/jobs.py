@@ -1,0 +1,336 @@
+"""Turning a batch of Job messages for one model into JobResults.
+
+Render jobs (Generate, Edit, ConditionalEdit) are planned one by one (latents
+worked out, directions looked up), then fused into one generator pass for the
+whole batch and split back. Invert jobs with the same step budget are
+optimised together. A job that fails gets its own error; the rest of the batch
+goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from latentedit import keys
+from latentedit import validate
+from latentedit.codec import decode_image, encode_image, to_tensor
+from latentedit.errors import DeadlineExceeded, Internal, InvalidArgument, LatentEditError
+from latentedit.v1 import jobs_pb2, latentedit_pb2 as pb
+from latentedit.validate import Limits
+from latentedit.workers import latent_math as lm
+from latentedit.workers.direction_store import DirectionStore
+from latentedit.workers.methods import invert as inv
+from latentedit.workers.methods.sefa import sefa
+from latentedit.workers.models.runtime import LoadedModel, from_uint8, to_uint8
+
+log = logging.getLogger(__name__)
+
+RENDER_KINDS = ("generate", "edit", "conditional_edit")
+INVERT_METHODS = ("optimize",)
+DISCOVER_METHODS = ("sefa",)
+
+
+@dataclass
+class RenderPlan:
+    """Latents to render for one job and how to turn the images into its result."""
+
+    latents: np.ndarray  # (M, d) float32
+    finish: Callable[[np.ndarray], jobs_pb2.JobResult]  # uint8 (M, H, W, 3) -> result
+
+
+def error_result(job_id: str, err: LatentEditError) -> jobs_pb2.JobResult:
+    return jobs_pb2.JobResult(
+        job_id=job_id, error=jobs_pb2.JobError(code=err.code.value[0], message=err.message)
+    )
+
+
+def _encode_all(pixels: np.ndarray, fmt: int) -> list[pb.Image]:
+    return [encode_image(p, fmt) for p in pixels]
+
+
+class JobRunner:
+    """Runs batches of jobs against loaded models and the direction store."""
+
+    def __init__(self, models: dict[str, LoadedModel], store: DirectionStore, limits: Limits):
+        self.models = models
+        self.store = store
+        self.limits = limits
+
+    async def run_batch(self, model_name: str, jobs: list[jobs_pb2.Job]) -> list[jobs_pb2.JobResult]:
+        """Results for ``jobs`` (same order); never raises for a bad job."""
+        model = self.models[model_name]
+        results: dict[str, jobs_pb2.JobResult] = {}
+        now_ms = time.time() * 1000
+        render: list[tuple[jobs_pb2.Job, RenderPlan]] = []
+        invert: list[jobs_pb2.Job] = []
+        for job in jobs:
+            kind = job.WhichOneof("request")
+            try:
+                if job.deadline_unix_ms and job.deadline_unix_ms < now_ms:
+                    raise DeadlineExceeded("the deadline passed while the job was queued")
+                if kind in RENDER_KINDS:
+                    render.append((job, await self._plan(model, job)))
+                elif kind == "invert":
+                    invert.append(job)
+                else:
+                    results[job.id] = await self._single(model, job)
+            except LatentEditError as err:
+                results[job.id] = error_result(job.id, err)
+            except Exception as exc:  # a bug must fail its job, not the worker
+                log.exception("job %s (%s) failed", job.id, kind)
+                results[job.id] = error_result(job.id, Internal(f"{kind} failed: {exc!r}"))
+        if render:
+            results.update(await self._render_fused(model, render))
+        if invert:
+            results.update(await self._invert(model, invert))
+        return [results[job.id] for job in jobs]
+
+    # ---- render jobs -------------------------------------------------------------------
+
+    async def _render_fused(
+        self, model: LoadedModel, plans: list[tuple[jobs_pb2.Job, RenderPlan]]
+    ) -> dict[str, jobs_pb2.JobResult]:
+        """One generator pass for all plans; on failure, each plan alone so only the bad one fails."""
+        counts = [len(p.latents) for _, p in plans]
+        try:
+            pixels = await asyncio.to_thread(
+                model.render, np.concatenate([p.latents for _, p in plans])
+            )
+            chunks = np.split(pixels, np.cumsum(counts)[:-1])
+        except Exception:
+            log.exception("fused render of %d jobs failed; rendering them one by one", len(plans))
+            chunks = []
+            for _, plan in plans:
+                try:
+                    chunks.append(await asyncio.to_thread(model.render, plan.latents))
+                except Exception:
+                    chunks.append(None)
+        out = {}
+        for (job, plan), chunk in zip(plans, chunks, strict=True):
+            try:
+                if chunk is None:
+                    raise Internal("rendering failed")
+                out[job.id] = await asyncio.to_thread(plan.finish, chunk)
+            except LatentEditError as err:
+                out[job.id] = error_result(job.id, err)
+            except Exception as exc:
+                log.exception("finishing job %s failed", job.id)
+                out[job.id] = error_result(job.id, Internal(f"encoding failed: {exc!r}"))
+        return out
+
+    async def _plan(self, model: LoadedModel, job: jobs_pb2.Job) -> RenderPlan:
+        kind = job.WhichOneof("request")
+        if kind == "generate":
+            return self._plan_generate(model, job.id, job.generate)
+        if kind == "edit":
+            return await self._plan_edit(model, job.id, job.edit)
+        return await self._plan_conditional(model, job.id, job.conditional_edit)
+
+    def _plan_generate(self, model: LoadedModel, job_id: str, req: pb.GenerateRequest) -> RenderPlan:
+        source = validate.generate(req, model.latent_dim, self.limits)
+        z = source if isinstance(source, np.ndarray) else lm.seeded_latents(source, model.latent_dim)
+
+        def finish(pixels: np.ndarray) -> jobs_pb2.JobResult:
+            return jobs_pb2.JobResult(
+                job_id=job_id,
+                generate=pb.GenerateResponse(
+                    model_version=model.version,
+                    latents=to_tensor(z),
+                    images=_encode_all(pixels, req.image_format),
+                ),
+            )
+
+        return RenderPlan(z, finish)
+
+    async def _plan_edit(self, model: LoadedModel, job_id: str, req: pb.EditRequest) -> RenderPlan:
+        z, names, strengths, ts = validate.edit(req, model.latent_dim, self.limits)
+        dirs = await self.store.get_many(model.name, names)
+        offset = lm.combine(np.stack([d.vector for d in dirs]), strengths)
+        edited = lm.apply_edit(z, offset, ts)
+
+        def finish(pixels: np.ndarray) -> jobs_pb2.JobResult:
+            return jobs_pb2.JobResult(
+                job_id=job_id,
+                edit=pb.EditResponse(
+                    model_version=model.version,
+                    latents=to_tensor(edited),
+                    images=_encode_all(pixels, req.image_format),
+                    multipliers=ts.tolist(),
+                    directions=[d.meta for d in dirs],
+                ),
+            )
+
+        return RenderPlan(edited.reshape(-1, model.latent_dim), finish)
+
+    async def _plan_conditional(
+        self, model: LoadedModel, job_id: str, req: pb.ConditionalEditRequest
+    ) -> RenderPlan:
+        z, names, strength, ts = validate.conditional_edit(req, model.latent_dim, self.limits)
+        dirs = await self.store.get_many(model.name, names)
+        conditions = np.stack([d.vector for d in dirs[1:]]) if len(dirs) > 1 else np.zeros((0, model.latent_dim))
+        projected = lm.project_out(dirs[0].vector, conditions)
+        edited = lm.apply_edit(z, strength * projected, ts)
+        cos_conditions = lm.cosines(projected, conditions) if len(conditions) else np.zeros(0)
+        cos_primary = float(lm.cosines(projected, dirs[0].vector)[0])
+
+        def finish(pixels: np.ndarray) -> jobs_pb2.JobResult:
+            return jobs_pb2.JobResult(
+                job_id=job_id,
+                conditional_edit=pb.ConditionalEditResponse(
+                    model_version=model.version,
+                    latents=to_tensor(edited),
+                    images=_encode_all(pixels, req.image_format),
+                    multipliers=ts.tolist(),
+                    projected_direction=to_tensor(projected.astype(np.float32)),
+                    condition_cosines=cos_conditions.tolist(),
+                    primary_cosine=cos_primary,
+                ),
+            )
+
+        return RenderPlan(edited.reshape(-1, model.latent_dim), finish)
+
+    # ---- inversion -----------------------------------------------------------------------
+
+    async def _invert(self, model: LoadedModel, jobs: list[jobs_pb2.Job]) -> dict[str, jobs_pb2.JobResult]:
+        """Jobs with the same (steps, restarts) are optimised in one batch."""
+        out: dict[str, jobs_pb2.JobResult] = {}
+        groups: dict[tuple[int, int], list[tuple[jobs_pb2.Job, np.ndarray, list[inv.Crop]]]] = {}
+        for job in jobs:
+            try:
+                cfg = self._invert_config(job.invert)
+                targets, crops = self._invert_targets(model, job.invert)
+                groups.setdefault((cfg.steps, cfg.restarts), []).append((job, targets, crops))
+            except LatentEditError as err:
+                out[job.id] = error_result(job.id, err)
+        for (steps, restarts), members in groups.items():
+            try:
+                out.update(await asyncio.to_thread(self._invert_group, model, steps, restarts, members))
+            except Exception as exc:
+                log.exception("inversion batch failed")
+                for job, _, _ in members:
+                    out[job.id] = error_result(job.id, Internal(f"inversion failed: {exc!r}"))
+        return out
+
+    def _invert_config(self, req: pb.InvertRequest) -> inv.OptimizeConfig:
+        validate.invert(req, list(INVERT_METHODS), self.limits)
+        default = inv.OptimizeConfig()
+        return inv.OptimizeConfig(
+            steps=req.steps or default.steps,
+            restarts=req.restarts or default.restarts,
+            prior_weight=req.prior_weight or default.prior_weight,
+        )
+
+    def _invert_targets(self, model: LoadedModel, req: pb.InvertRequest) -> tuple[np.ndarray, list[inv.Crop]]:
+        targets, crops = [], []
+        for i, image in enumerate(req.images):
+            pixels = decode_image(image, self.limits.max_pixels, f"images[{i}]")
+            target, crop = inv.preprocess(pixels, model.spec.resolution)
+            targets.append(target)
+            crops.append(crop)
+        return np.stack(targets), crops
+
+    def _invert_group(
+        self,
+        model: LoadedModel,
+        steps: int,
+        restarts: int,
+        members: list[tuple[jobs_pb2.Job, np.ndarray, list[inv.Crop]]],
+    ) -> dict[str, jobs_pb2.JobResult]:
+        start = time.perf_counter()
+        jobs = [m[0] for m in members]
+        targets = np.concatenate([m[1] for m in members])
+        # Per-job seeds and priors, so batching never changes a job's answer.
+        z0 = torch.cat([
+            torch.randn(len(t), max(restarts, 1), model.latent_dim,
+                        generator=torch.Generator().manual_seed(job.invert.seed))
+            for job, t, _ in members
+        ])
+        prior = torch.cat([
+            torch.full((len(t),), self._invert_config(job.invert).prior_weight) for job, t, _ in members
+        ])
+        cfg = inv.OptimizeConfig(steps=steps, restarts=restarts)
+        z = inv.optimize(model.forward, from_uint8(targets, model.device), z0.to(model.device),
+                         prior.to(model.device), cfg)
+        with torch.no_grad():
+            recon = to_uint8(model.forward(z))
+        psnr = inv.psnr_uint8(recon, targets)
+        seconds = time.perf_counter() - start
+        out = {}
+        offset = 0
+        for job, t, crops in members:
+            sl = slice(offset, offset + len(t))
+            offset += len(t)
+            out[job.id] = jobs_pb2.JobResult(
+                job_id=job.id,
+                invert=pb.InvertResponse(
+                    model_version=model.version,
+                    latents=to_tensor(z[sl].cpu().numpy()),
+                    reconstructions=_encode_all(recon[sl], job.invert.image_format),
+                    psnr=psnr[sl].tolist(),
+                    steps=steps,
+                    seconds=seconds,
+                    method="optimize",
+                    crops=[pb.CropBox(left=c.left, top=c.top, size=c.size) for c in crops],
+                ),
+            )
+        log.info("inverted %d images of %d jobs in %.1fs", len(targets), len(jobs), seconds)
+        return out
+
+    # ---- discovery and the direction store --------------------------------------------
+
+    async def _single(self, model: LoadedModel, job: jobs_pb2.Job) -> jobs_pb2.JobResult:
+        kind = job.WhichOneof("request")
+        if kind == "discover":
+            return await self._discover(model, job.id, job.discover)
+        if kind == "list_directions":
+            dirs = await self.store.list(model.name, job.list_directions.include_vectors)
+            return jobs_pb2.JobResult(job_id=job.id, list_directions=pb.ListDirectionsResponse(directions=dirs))
+        if kind == "get_direction":
+            _, name = validate.direction_id(job.get_direction.id)
+            return jobs_pb2.JobResult(job_id=job.id, direction=await self.store.get(model.name, name))
+        if kind == "delete_direction":
+            _, name = validate.direction_id(job.delete_direction.id)
+            deleted = await self.store.delete(model.name, name)
+            return jobs_pb2.JobResult(
+                job_id=job.id, delete_direction=pb.DeleteDirectionResponse(deleted=deleted)
+            )
+        if kind == "put_direction":
+            req = job.put_direction
+            name, vector = validate.put_direction(req, model.latent_dim)
+            msg = await self.store.put(
+                model.name, name, vector, req.method or "import", model.version, dict(req.params)
+            )
+            return jobs_pb2.JobResult(job_id=job.id, direction=msg)
+        raise InvalidArgument(f"unknown job kind {kind!r}")
+
+    async def _discover(
+        self, model: LoadedModel, job_id: str, req: pb.DiscoverDirectionsRequest
+    ) -> jobs_pb2.JobResult:
+        method, top_k, prefix = validate.discover(
+            req, list(DISCOVER_METHODS), model.latent_dim, self.limits
+        )
+        vectors, eigenvalues = sefa(model.first_projection().cpu().numpy(), top_k)
+        stored = []
+        for i, (vector, value) in enumerate(zip(vectors, eigenvalues, strict=True)):
+            stored.append(
+                await self.store.put(
+                    model.name,
+                    f"{prefix}_{i:02d}",
+                    vector,
+                    method,
+                    model.version,
+                    params={"rank": str(i), "layer": model.spec.first_projection},
+                    metrics={"eigenvalue": float(value)},
+                )
+            )
+        return jobs_pb2.JobResult(
+            job_id=job_id,
+            discover=pb.DiscoverDirectionsResponse(model_version=model.version, directions=stored),
+        )

@@ -1,0 +1,92 @@
+"""Latent-space math in one place: unit directions, edits, sweeps, exact projection.
+
+Pure numpy; every edit path (Edit, ConditionalEdit, sweeps) goes through here.
+Directions are float64 unit vectors of shape (d,); latents are (N, d).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from latentedit.errors import InvalidArgument
+
+_RANK_TOL = 1e-6  # relative singular-value tolerance for "dependent conditions"
+
+
+def unit(vector: np.ndarray, what: str = "direction") -> np.ndarray:
+    """(d,) -> (d,) float64 with unit L2 norm; InvalidArgument for zero or non-finite input."""
+    v = np.asarray(vector, dtype=np.float64).reshape(-1)
+    norm = float(np.linalg.norm(v))
+    if not np.isfinite(norm) or norm == 0.0:
+        raise InvalidArgument(f"{what} must be a finite, non-zero vector")
+    return v / norm
+
+
+def apply_edit(latents: np.ndarray, offset: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """z'[n, k] = z[n] + t_k * offset.
+
+    Args:
+        latents: (N, d).
+        offset: (d,), e.g. sum_i alpha_i n_i.
+        ts: (K,) multipliers.
+    Returns:
+        (N, K, d) float32.
+    """
+    z = np.asarray(latents, dtype=np.float64)
+    out = z[:, None, :] + ts[None, :, None] * np.asarray(offset, np.float64)[None, None, :]
+    return out.astype(np.float32)
+
+
+def combine(directions: np.ndarray, strengths: np.ndarray) -> np.ndarray:
+    """sum_i alpha_i n_i: directions (M, d), strengths (M,) -> (d,)."""
+    return np.asarray(strengths, np.float64) @ np.asarray(directions, np.float64)
+
+
+def project_out(primary: np.ndarray, conditions: np.ndarray) -> np.ndarray:
+    """Project a direction onto the orthogonal complement of span(conditions), renormalised.
+
+    The exact projection n - C^T (C C^T)^-1 C n (InterFaceGAN's n1 - (n1^T n2) n2
+    for one condition), computed with an orthonormal basis of span(C) from the SVD.
+
+    Args:
+        primary: (d,).
+        conditions: (M, d), M >= 0.
+    Returns:
+        (d,) float64 unit vector orthogonal to every condition.
+    Raises:
+        InvalidArgument: dependent conditions, or a primary inside their span.
+    """
+    n = unit(primary, "primary direction")
+    c = np.asarray(conditions, dtype=np.float64).reshape(-1, n.shape[0])
+    if c.shape[0] == 0:
+        return n
+    if c.shape[0] >= n.shape[0]:
+        raise InvalidArgument(
+            f"{c.shape[0]} conditions leave no freedom in a {n.shape[0]}-dimensional space"
+        )
+    c = np.stack([unit(row, f"condition {i}") for i, row in enumerate(c)])
+    _, s, vt = np.linalg.svd(c, full_matrices=False)
+    if s[-1] < _RANK_TOL * s[0]:
+        raise InvalidArgument(
+            f"condition directions are linearly dependent (singular values {np.round(s, 8).tolist()})"
+        )
+    projected = n - vt.T @ (vt @ n)
+    # One more pass removes the rounding residue so that cosines reach ~1e-15.
+    projected = projected - vt.T @ (vt @ projected)
+    if np.linalg.norm(projected) < _RANK_TOL:
+        raise InvalidArgument("the primary direction lies in the span of the conditions")
+    return unit(projected)
+
+
+def cosines(vector: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Cosine of (d,) with each row of (M, d) -> (M,)."""
+    v = unit(vector)
+    o = np.asarray(others, np.float64).reshape(-1, v.shape[0])
+    return (o @ v) / np.linalg.norm(o, axis=1)
+
+
+def seeded_latents(seeds: list[int], dim: int) -> np.ndarray:
+    """One standard-normal latent per seed (N, d) float32; the same seed always gives the same z."""
+    return np.stack(
+        [np.random.default_rng(int(s)).standard_normal(dim) for s in seeds]
+    ).astype(np.float32) if seeds else np.zeros((0, dim), np.float32)

@@ -1,0 +1,1 @@
+"""Direction discovery and inversion methods: one module per method, pure functions."""

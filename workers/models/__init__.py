@@ -1,0 +1,1 @@
+"""Model registry (data), architectures, and the loaded-model runtime."""

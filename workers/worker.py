@@ -1,0 +1,254 @@
+"""The worker: a Redis Streams consumer that batches jobs across clients.
+
+Loop: read up to ``max_batch`` jobs from the model streams (consumer group
+``workers``), keep gathering for at most ``max_wait_ms``, run each model's
+jobs as one batch (:class:`JobRunner`), publish every result to the reply
+stream its job names, then ``XACK`` + ``XDEL``. A job is acknowledged only
+after its result is published, so a worker killed mid-batch loses nothing: its
+heartbeat key expires, and a live worker claims its pending jobs
+(``XCLAIM``) and runs them again. Job ids make replies idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter, Histogram, start_http_server
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from latentedit import keys
+from latentedit.v1 import jobs_pb2, latentedit_pb2 as pb
+from latentedit.workers.direction_store import DirectionStore
+from latentedit.validate import Limits
+from latentedit.workers.jobs import DISCOVER_METHODS, INVERT_METHODS, JobRunner
+from latentedit.workers.models.registry import MODELS, get_spec
+from latentedit.workers.models.runtime import LoadedModel, load_model
+
+log = logging.getLogger(__name__)
+
+BATCH_JOBS = Histogram("latentedit_worker_batch_jobs", "jobs per batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+JOBS = Counter("latentedit_worker_jobs_total", "jobs finished", ["model", "kind", "outcome"])
+BATCH_SECONDS = Histogram("latentedit_worker_batch_seconds", "batch processing time")
+
+HEARTBEAT_MS = 6000  # a worker silent this long is dead; its pending jobs are claimed
+HEARTBEAT_EVERY_S = 1.5
+REPLY_MAXLEN = 10000
+
+
+@dataclass
+class WorkerSettings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    models: list[str] = field(default_factory=lambda: sorted(MODELS))
+    device: str = "cpu"
+    dtype: str = "float32"
+    max_batch: int = 32  # jobs gathered into one batch
+    max_wait_ms: float = 5.0  # how long to wait for more jobs once one has arrived
+    max_render_batch: int = 64  # images per generator forward pass
+    worker_id: str = ""
+    metrics_port: int = 0  # 0: no /metrics endpoint
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        if not self.worker_id:
+            self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        for name in self.models:
+            get_spec(name)  # NotFound lists the registered models
+        if self.max_batch < 1 or self.max_wait_ms < 0 or self.max_render_batch < 1:
+            raise ValueError("max_batch and max_render_batch must be >= 1, max_wait_ms >= 0")
+
+
+def model_info(model: LoadedModel, settings: WorkerSettings) -> pb.ModelInfo:
+    return pb.ModelInfo(
+        name=model.name,
+        version=model.version,
+        resolution=model.spec.resolution,
+        latent_dim=model.latent_dim,
+        description=model.spec.description,
+        invert_methods=list(INVERT_METHODS),
+        discover_methods=list(DISCOVER_METHODS),
+        max_batch=settings.limits.max_latents,
+    )
+
+
+class Worker:
+    def __init__(self, settings: WorkerSettings, models: dict[str, LoadedModel] | None = None):
+        self.settings = settings
+        self.id = settings.worker_id
+        self.models = models or {
+            name: load_model(get_spec(name), settings.device, settings.dtype, settings.max_render_batch)
+            for name in settings.models
+        }
+        self.redis = Redis.from_url(settings.redis_url)
+        self.runner = JobRunner(self.models, DirectionStore(self.redis), settings.limits)
+        self.streams = {keys.job_stream(name): name for name in self.models}
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from :meth:`run` (SIGTERM / SIGINT)."""
+        self._stop.set()
+
+    async def setup(self) -> None:
+        for stream in self.streams:
+            with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
+                await self.redis.xgroup_create(stream, keys.WORKER_GROUP, id="0", mkstream=True)
+        for model in self.models.values():
+            info = model_info(model, self.settings)
+            await self.redis.hset(keys.MODELS, model.name, info.SerializeToString())
+        await self._heartbeat_once()
+
+    async def _heartbeat_once(self) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.worker_heartbeat(self.id), ",".join(self.models), px=HEARTBEAT_MS)
+            for name in self.models:
+                pipe.set(keys.model_alive(name), self.id, px=HEARTBEAT_MS)
+            await pipe.execute()
+
+    async def _heartbeat(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self._heartbeat_once()
+                await self._claim_from_dead()
+            except Exception:
+                log.exception("heartbeat failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), HEARTBEAT_EVERY_S)
+
+    async def _claim_from_dead(self) -> None:
+        """Move pending jobs of consumers whose heartbeat expired to this worker."""
+        for stream in self.streams:
+            try:
+                consumers = await self.redis.xinfo_consumers(stream, keys.WORKER_GROUP)
+            except ResponseError:
+                continue
+            for c in consumers:
+                name = c["name"].decode() if isinstance(c["name"], bytes) else c["name"]
+                if name == self.id or await self.redis.exists(keys.worker_heartbeat(name)):
+                    continue
+                if c["pending"]:
+                    pending = await self.redis.xpending_range(
+                        stream, keys.WORKER_GROUP, min="-", max="+", count=1000, consumername=name
+                    )
+                    ids = [p["message_id"] for p in pending]
+                    if ids:
+                        claimed = await self.redis.xclaim(
+                            stream, keys.WORKER_GROUP, self.id, min_idle_time=1000,
+                            message_ids=ids, justid=True,
+                        )
+                        log.warning("claimed %d job(s) of dead worker %s", len(claimed), name)
+                        continue  # delete the consumer once nothing is left pending
+                await self.redis.xgroup_delconsumer(stream, keys.WORKER_GROUP, name)
+
+    async def _read(self, new: bool, count: int, block_ms: int | None) -> list[tuple[str, bytes, jobs_pb2.Job | None]]:
+        """(stream, entry id, job) triples; ``new=False`` re-reads this worker's pending entries."""
+        streams = {s: ">" if new else "0" for s in self.streams}
+        reply = await self.redis.xreadgroup(
+            keys.WORKER_GROUP, self.id, streams, count=count, block=block_ms
+        )
+        out = []
+        for stream, entries in reply or []:
+            stream_name = stream.decode() if isinstance(stream, bytes) else stream
+            for entry_id, fields in entries:
+                if not fields:  # deleted while pending
+                    out.append((stream_name, entry_id, None))
+                    continue
+                try:
+                    job = jobs_pb2.Job.FromString(fields[keys.JOB_FIELD.encode()])
+                except Exception:
+                    log.exception("undecodable entry %s on %s", entry_id, stream_name)
+                    job = None
+                out.append((stream_name, entry_id, job))
+        return out
+
+    async def _gather(self) -> list[tuple[str, bytes, jobs_pb2.Job | None]]:
+        """Pending (claimed) entries first; else wait for new ones and gather up to max_wait_ms."""
+        s = self.settings
+        batch = await self._read(new=False, count=s.max_batch, block_ms=None)
+        if batch:
+            return batch
+        batch = await self._read(new=True, count=s.max_batch, block_ms=500)
+        deadline = time.monotonic() + s.max_wait_ms / 1000
+        while batch and len(batch) < s.max_batch:
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms < 1:
+                break
+            more = await self._read(new=True, count=s.max_batch - len(batch), block_ms=remaining_ms)
+            if not more:
+                break
+            batch.extend(more)
+        return batch
+
+    async def run_once(self) -> int:
+        """Gather one batch, process it, publish and acknowledge; returns the number of jobs."""
+        batch = await self._gather()
+        if not batch:
+            return 0
+        by_model: dict[str, list[tuple[str, bytes, jobs_pb2.Job]]] = {}
+        for stream, entry_id, job in batch:
+            if job is None:
+                await self._ack(stream, entry_id)
+                continue
+            by_model.setdefault(self.streams[stream], []).append((stream, entry_id, job))
+        BATCH_JOBS.observe(len(batch))
+        with BATCH_SECONDS.time():
+            for model, entries in by_model.items():
+                results = await self.runner.run_batch(model, [job for _, _, job in entries])
+                for (stream, entry_id, job), result in zip(entries, results, strict=True):
+                    result.worker = self.id
+                    await self._publish(job, result)
+                    await self._ack(stream, entry_id)
+                    outcome = "error" if result.HasField("error") else "ok"
+                    JOBS.labels(model, job.WhichOneof("request"), outcome).inc()
+        return len(batch)
+
+    async def _publish(self, job: jobs_pb2.Job, result: jobs_pb2.JobResult) -> None:
+        await self.redis.xadd(
+            job.reply_to,
+            {keys.RESULT_FIELD: result.SerializeToString()},
+            maxlen=REPLY_MAXLEN,
+            approximate=True,
+        )
+
+    async def _ack(self, stream: str, entry_id: bytes) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(stream, keys.WORKER_GROUP, entry_id)
+            pipe.xdel(stream, entry_id)
+            await pipe.execute()
+
+    async def run(self) -> None:
+        """Serve until :meth:`stop`; the batch in hand is finished first (drain)."""
+        await self.setup()
+        heartbeat = asyncio.create_task(self._heartbeat())
+        log.info("worker %s serving %s", self.id, ", ".join(self.models))
+        try:
+            while not self._stop.is_set():
+                try:
+                    await self.run_once()
+                except (ConnectionError, OSError) as exc:
+                    log.warning("redis unavailable (%s); retrying", exc)
+                    await asyncio.sleep(1)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(Exception):
+                await self.redis.delete(keys.worker_heartbeat(self.id))
+            await self.redis.aclose()
+            log.info("worker %s stopped", self.id)
+
+
+async def serve(settings: WorkerSettings) -> None:
+    """Run a worker in this process until SIGTERM or SIGINT."""
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    worker = Worker(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    await worker.run()
