@@ -42,7 +42,7 @@ proto: $(BIN)/.installed
 	  --pyi_out=protos $(PROTO_SRC)
 
 proto-check: $(BIN)/.installed
-	$(BIN)/python -m latentedit.deploy.proto_check
+	$(BIN)/python -m pytest -q tests/test_proto_fresh.py
 
 bench: $(BIN)/.installed redis-server
 	$(BIN)/python bench/throughput.py

@@ -14,7 +14,6 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 import numpy as np
-
 from latentedit.errors import LatentEditError, Unavailable, error_for
 from latentedit.v1 import latentedit_pb2 as pb
 
@@ -84,11 +83,14 @@ class ClientBase:
 
     @staticmethod
     def _op_models() -> Op[list[ModelInfo]]:
-        return Op("ListModels", pb.ListModelsRequest(),
-                  lambda r: [w.model_info(m) for m in r.models])
+        return Op(
+            "ListModels", pb.ListModelsRequest(), lambda r: [w.model_info(m) for m in r.models]
+        )
 
     @staticmethod
-    def _op_generate(model: str, seeds: Sequence[int] | None, latents: Any, image_format: str) -> Op[Generated]:
+    def _op_generate(
+        model: str, seeds: Sequence[int] | None, latents: Any, image_format: str
+    ) -> Op[Generated]:
         req = pb.GenerateRequest(model=model, image_format=w.image_format(image_format))
         if latents is not None:
             req.latents.CopyFrom(w.latents_tensor(latents))
@@ -97,34 +99,65 @@ class ClientBase:
         return Op("Generate", req, w.generated)
 
     @staticmethod
-    def _op_edit(model: str, latents: Any, edits: w.Edits, sweep: w.Sweep, image_format: str) -> Op[Edited]:
-        req = pb.EditRequest(model=model, latents=w.latents_tensor(latents), edits=w.edit_terms(edits),
-                             sweep=w.sweep_msg(sweep), image_format=w.image_format(image_format))
+    def _op_edit(
+        model: str, latents: Any, edits: w.Edits, sweep: w.Sweep, image_format: str
+    ) -> Op[Edited]:
+        req = pb.EditRequest(
+            model=model,
+            latents=w.latents_tensor(latents),
+            edits=w.edit_terms(edits),
+            sweep=w.sweep_msg(sweep),
+            image_format=w.image_format(image_format),
+        )
         return Op("Edit", req, w.edited)
 
     @staticmethod
-    def _op_conditional_edit(model: str, latents: Any, direction: str, conditions: Sequence[str],
-                             strength: float, sweep: w.Sweep, image_format: str) -> Op[ConditionallyEdited]:
+    def _op_conditional_edit(
+        model: str,
+        latents: Any,
+        direction: str,
+        conditions: Sequence[str],
+        strength: float,
+        sweep: w.Sweep,
+        image_format: str,
+    ) -> Op[ConditionallyEdited]:
         req = pb.ConditionalEditRequest(
-            model=model, latents=w.latents_tensor(latents), direction=direction,
-            conditions=list(conditions), strength=strength, sweep=w.sweep_msg(sweep),
+            model=model,
+            latents=w.latents_tensor(latents),
+            direction=direction,
+            conditions=list(conditions),
+            strength=strength,
+            sweep=w.sweep_msg(sweep),
             image_format=w.image_format(image_format),
         )
         return Op("ConditionalEdit", req, w.conditionally_edited)
 
     @staticmethod
-    def _op_invert(model: str, images: Sequence[Any], method: str, steps: int, restarts: int,
-                   seed: int, prior_weight: float) -> Op[Inverted]:
+    def _op_invert(
+        model: str,
+        images: Sequence[Any],
+        method: str,
+        steps: int,
+        restarts: int,
+        seed: int,
+        prior_weight: float,
+    ) -> Op[Inverted]:
         req = w.invert_request(model, images, method, steps, restarts, seed, prior_weight)
         return Op("Invert", req, w.inverted)
 
     @staticmethod
-    def _op_discover(model: str, method: str, top_k: int, name_prefix: str,
-                     params: dict[str, str] | None) -> Op[list[Direction]]:
-        req = pb.DiscoverDirectionsRequest(model=model, method=method, top_k=top_k,
-                                           name_prefix=name_prefix, params=params or {})
-        return Op("DiscoverDirections", req, lambda r: [w.direction(d) for d in r.directions],
-                  idempotent=False)
+    def _op_discover(
+        model: str, method: str, top_k: int, name_prefix: str, params: dict[str, str] | None
+    ) -> Op[list[Direction]]:
+        req = pb.DiscoverDirectionsRequest(
+            model=model, method=method, top_k=top_k, name_prefix=name_prefix, params=params or {}
+        )
+        return Op(
+            "DiscoverDirections",
+            req,
+            lambda r: [w.direction(d) for d in r.directions],
+            idempotent=False,
+        )
 
     @staticmethod
     def _op_directions(model: str, include_vectors: bool) -> Op[list[Direction]]:
@@ -137,11 +170,19 @@ class ClientBase:
 
     @staticmethod
     def _op_delete_direction(direction_id: str) -> Op[bool]:
-        return Op("DeleteDirection", pb.DeleteDirectionRequest(id=direction_id), lambda r: r.deleted)
+        return Op(
+            "DeleteDirection", pb.DeleteDirectionRequest(id=direction_id), lambda r: r.deleted
+        )
 
     @staticmethod
-    def _op_put_direction(model: str, name: str, vector: Any, method: str,
-                          params: dict[str, str] | None) -> Op[Direction]:
-        req = pb.PutDirectionRequest(model=model, name=name, method=method, params=params or {},
-                                     vector=w.latents_tensor(np.asarray(vector).reshape(-1)))
+    def _op_put_direction(
+        model: str, name: str, vector: Any, method: str, params: dict[str, str] | None
+    ) -> Op[Direction]:
+        req = pb.PutDirectionRequest(
+            model=model,
+            name=name,
+            method=method,
+            params=params or {},
+            vector=w.latents_tensor(np.asarray(vector).reshape(-1)),
+        )
         return Op("PutDirection", req, w.direction)

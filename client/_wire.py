@@ -6,7 +6,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
 from latentedit.codec import FORMAT_NAMES, from_pil_or_array, from_tensor, to_pil, to_tensor
 from latentedit.errors import InvalidArgument
 from latentedit.v1 import latentedit_pb2 as pb
@@ -17,11 +16,13 @@ Edits = Mapping[str, float] | Sequence[tuple[str, float]]
 Sweep = tuple[int, float, float] | None  # (frames, start, stop)
 
 
-def image_format(name: str) -> int:
+def image_format(name: str) -> pb.ImageFormat:
     try:
         return FORMAT_NAMES[name.lower()]
     except KeyError:
-        raise InvalidArgument(f"image_format {name!r}; choose from {sorted(FORMAT_NAMES)}") from None
+        raise InvalidArgument(
+            f"image_format {name!r}; choose from {sorted(FORMAT_NAMES)}"
+        ) from None
 
 
 def latents_tensor(latents: Any) -> pb.Tensor:
@@ -42,18 +43,30 @@ def edit_terms(edits: Edits) -> list[pb.DirectionStrength]:
 
 def model_info(m: pb.ModelInfo) -> ModelInfo:
     return ModelInfo(
-        name=m.name, version=m.version, resolution=m.resolution, latent_dim=m.latent_dim,
-        description=m.description, invert_methods=list(m.invert_methods),
-        discover_methods=list(m.discover_methods), scorers=list(m.scorers), max_batch=m.max_batch,
+        name=m.name,
+        version=m.version,
+        resolution=m.resolution,
+        latent_dim=m.latent_dim,
+        description=m.description,
+        invert_methods=list(m.invert_methods),
+        discover_methods=list(m.discover_methods),
+        scorers=list(m.scorers),
+        max_batch=m.max_batch,
     )
 
 
 def direction(d: pb.Direction) -> Direction:
     return Direction(
-        id=d.id, model=d.model, name=d.name, method=d.method, version=d.version,
-        created_unix_ms=d.created_unix_ms, model_version=d.model_version,
+        id=d.id,
+        model=d.model,
+        name=d.name,
+        method=d.method,
+        version=d.version,
+        created_unix_ms=d.created_unix_ms,
+        model_version=d.model_version,
         vector=from_tensor(d.vector, "vector") if d.HasField("vector") else None,
-        params=dict(d.params), metrics=dict(d.metrics),
+        params=dict(d.params),
+        metrics=dict(d.metrics),
     )
 
 
@@ -68,32 +81,59 @@ def _grid(images: Iterable[pb.Image], rows: int, cols: int) -> list[list[Any]]:
 
 def edited(r: pb.EditResponse) -> Edited:
     z = from_tensor(r.latents)
-    return Edited(r.model_version, z, _grid(r.images, z.shape[0], z.shape[1]),
-                  np.array(r.multipliers), [direction(d) for d in r.directions])
+    return Edited(
+        r.model_version,
+        z,
+        _grid(r.images, z.shape[0], z.shape[1]),
+        np.array(r.multipliers),
+        [direction(d) for d in r.directions],
+    )
 
 
 def conditionally_edited(r: pb.ConditionalEditResponse) -> ConditionallyEdited:
     z = from_tensor(r.latents)
     return ConditionallyEdited(
-        r.model_version, z, _grid(r.images, z.shape[0], z.shape[1]), np.array(r.multipliers), [],
+        r.model_version,
+        z,
+        _grid(r.images, z.shape[0], z.shape[1]),
+        np.array(r.multipliers),
+        [],
         projected_direction=from_tensor(r.projected_direction),
-        condition_cosines=np.array(r.condition_cosines), primary_cosine=r.primary_cosine,
+        condition_cosines=np.array(r.condition_cosines),
+        primary_cosine=r.primary_cosine,
     )
 
 
 def inverted(r: pb.InvertResponse) -> Inverted:
     return Inverted(
-        r.model_version, from_tensor(r.latents), [to_pil(i) for i in r.reconstructions],
-        np.array(r.psnr), r.steps, r.seconds, r.method,
+        r.model_version,
+        from_tensor(r.latents),
+        [to_pil(i) for i in r.reconstructions],
+        np.array(r.psnr),
+        r.steps,
+        r.seconds,
+        r.method,
         [(c.left, c.top, c.size) for c in r.crops],
     )
 
 
-def invert_request(model: str, images: Sequence[Any], method: str, steps: int, restarts: int,
-                   seed: int, prior_weight: float) -> pb.InvertRequest:
+def invert_request(
+    model: str,
+    images: Sequence[Any],
+    method: str,
+    steps: int,
+    restarts: int,
+    seed: int,
+    prior_weight: float,
+) -> pb.InvertRequest:
     return pb.InvertRequest(
-        model=model, images=[from_pil_or_array(i) for i in images], method=method,
-        steps=steps, restarts=restarts, seed=seed, prior_weight=prior_weight,
+        model=model,
+        images=[from_pil_or_array(i) for i in images],
+        method=method,
+        steps=steps,
+        restarts=restarts,
+        seed=seed,
+        prior_weight=prior_weight,
     )
 
 

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import grpc
-
 from latentedit.v1 import latentedit_pb2_grpc as pb_grpc
 
 from . import _wire as w
@@ -57,27 +56,89 @@ class AsyncClient(ClientBase):
         """Models the pool serves now."""
         return await self._call(self._op_models(), timeout)
 
-    async def generate(self, model: str, seeds: Sequence[int] | None = None, *, latents: Any = None, image_format: str = "png", timeout: float | None = None) -> Generated:
+    async def generate(
+        self,
+        model: str,
+        seeds: Sequence[int] | None = None,
+        *,
+        latents: Any = None,
+        image_format: str = "png",
+        timeout: float | None = None,
+    ) -> Generated:
         """Render from seeds (one N(0, I) latent each) or from latents (N, d)."""
         return await self._call(self._op_generate(model, seeds, latents, image_format), timeout)
 
-    async def edit(self, model: str, latents: Any, edits: w.Edits, *, sweep: w.Sweep = None, image_format: str = "png", timeout: float | None = None) -> Edited:
-        """z' = z + t * sum_i alpha_i n_i; ``edits`` maps direction name -> alpha; ``sweep`` = (frames, t_start, t_stop)."""
+    async def edit(
+        self,
+        model: str,
+        latents: Any,
+        edits: w.Edits,
+        *,
+        sweep: w.Sweep = None,
+        image_format: str = "png",
+        timeout: float | None = None,
+    ) -> Edited:
+        """z' = z + t * sum_i alpha_i n_i.
+
+        ``edits`` maps direction name -> alpha; ``sweep`` = (frames, t_start, t_stop).
+        """
         return await self._call(self._op_edit(model, latents, edits, sweep, image_format), timeout)
 
-    async def conditional_edit(self, model: str, latents: Any, direction: str, conditions: Sequence[str] = (), *, strength: float = 1.0, sweep: w.Sweep = None, image_format: str = "png", timeout: float | None = None) -> ConditionallyEdited:
+    async def conditional_edit(
+        self,
+        model: str,
+        latents: Any,
+        direction: str,
+        conditions: Sequence[str] = (),
+        *,
+        strength: float = 1.0,
+        sweep: w.Sweep = None,
+        image_format: str = "png",
+        timeout: float | None = None,
+    ) -> ConditionallyEdited:
         """Edit along ``direction`` projected orthogonally to every condition direction."""
-        return await self._call(self._op_conditional_edit(model, latents, direction, conditions, strength, sweep, image_format), timeout)
+        return await self._call(
+            self._op_conditional_edit(
+                model, latents, direction, conditions, strength, sweep, image_format
+            ),
+            timeout,
+        )
 
-    async def invert(self, model: str, images: Sequence[Any], *, method: str = "optimize", steps: int = 0, restarts: int = 0, seed: int = 0, prior_weight: float = 0.0, timeout: float | None = None) -> Inverted:
+    async def invert(
+        self,
+        model: str,
+        images: Sequence[Any],
+        *,
+        method: str = "optimize",
+        steps: int = 0,
+        restarts: int = 0,
+        seed: int = 0,
+        prior_weight: float = 0.0,
+        timeout: float | None = None,
+    ) -> Inverted:
         """Images (PIL, uint8 (H, W, 3) arrays or encoded bytes) -> latent codes."""
-        return await self._call(self._op_invert(model, images, method, steps, restarts, seed, prior_weight), timeout)
+        return await self._call(
+            self._op_invert(model, images, method, steps, restarts, seed, prior_weight), timeout
+        )
 
-    async def discover(self, model: str, method: str = "sefa", *, top_k: int = 5, name_prefix: str = "", params: dict[str, str] | None = None, timeout: float | None = None) -> list[Direction]:
+    async def discover(
+        self,
+        model: str,
+        method: str = "sefa",
+        *,
+        top_k: int = 5,
+        name_prefix: str = "",
+        params: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> list[Direction]:
         """Find and store directions; returns them with their vectors."""
-        return await self._call(self._op_discover(model, method, top_k, name_prefix, params), timeout)
+        return await self._call(
+            self._op_discover(model, method, top_k, name_prefix, params), timeout
+        )
 
-    async def directions(self, model: str, *, include_vectors: bool = False, timeout: float | None = None) -> list[Direction]:
+    async def directions(
+        self, model: str, *, include_vectors: bool = False, timeout: float | None = None
+    ) -> list[Direction]:
         """Stored directions of a model."""
         return await self._call(self._op_directions(model, include_vectors), timeout)
 
@@ -89,15 +150,30 @@ class AsyncClient(ClientBase):
         """Delete; True if it existed."""
         return await self._call(self._op_delete_direction(direction_id), timeout)
 
-    async def put_direction(self, model: str, name: str, vector: Any, *, method: str = "import", params: dict[str, str] | None = None, timeout: float | None = None) -> Direction:
+    async def put_direction(
+        self,
+        model: str,
+        name: str,
+        vector: Any,
+        *,
+        method: str = "import",
+        params: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Direction:
         """Store a direction from its vector (d,); it is normalised to unit norm."""
-        return await self._call(self._op_put_direction(model, name, vector, method, params), timeout)
+        return await self._call(
+            self._op_put_direction(model, name, vector, method, params), timeout
+        )
 
-    async def import_direction(self, model: str, name: str, path: str, *, timeout: float | None = None) -> Direction:
+    async def import_direction(
+        self, model: str, name: str, path: str, *, timeout: float | None = None
+    ) -> Direction:
         """Store an InterFaceGAN ``.npy`` boundary ((1, d) or (d,); read without pickle)."""
         return await self.put_direction(model, name, w.load_boundary(path), timeout=timeout)
 
-    async def export_direction(self, direction_id: str, path: str, *, timeout: float | None = None) -> Direction:
+    async def export_direction(
+        self, direction_id: str, path: str, *, timeout: float | None = None
+    ) -> Direction:
         """Write a direction as an InterFaceGAN ``.npy`` boundary, float32 (1, d), unit norm."""
         d = await self.get_direction(direction_id, timeout=timeout)
         w.save_boundary(path, d)

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import grpc
-
 from latentedit.v1 import latentedit_pb2_grpc as pb_grpc
 
 from . import _wire as w
@@ -72,27 +71,87 @@ class Client(ClientBase):
         """Models the pool serves now."""
         return self._call(self._op_models(), timeout)
 
-    def generate(self, model: str, seeds: Sequence[int] | None = None, *, latents: Any = None, image_format: str = "png", timeout: float | None = None) -> Generated:
+    def generate(
+        self,
+        model: str,
+        seeds: Sequence[int] | None = None,
+        *,
+        latents: Any = None,
+        image_format: str = "png",
+        timeout: float | None = None,
+    ) -> Generated:
         """Render from seeds (one N(0, I) latent each) or from latents (N, d)."""
         return self._call(self._op_generate(model, seeds, latents, image_format), timeout)
 
-    def edit(self, model: str, latents: Any, edits: w.Edits, *, sweep: w.Sweep = None, image_format: str = "png", timeout: float | None = None) -> Edited:
-        """z' = z + t * sum_i alpha_i n_i; ``edits`` maps direction name -> alpha; ``sweep`` = (frames, t_start, t_stop)."""
+    def edit(
+        self,
+        model: str,
+        latents: Any,
+        edits: w.Edits,
+        *,
+        sweep: w.Sweep = None,
+        image_format: str = "png",
+        timeout: float | None = None,
+    ) -> Edited:
+        """z' = z + t * sum_i alpha_i n_i.
+
+        ``edits`` maps direction name -> alpha; ``sweep`` = (frames, t_start, t_stop).
+        """
         return self._call(self._op_edit(model, latents, edits, sweep, image_format), timeout)
 
-    def conditional_edit(self, model: str, latents: Any, direction: str, conditions: Sequence[str] = (), *, strength: float = 1.0, sweep: w.Sweep = None, image_format: str = "png", timeout: float | None = None) -> ConditionallyEdited:
+    def conditional_edit(
+        self,
+        model: str,
+        latents: Any,
+        direction: str,
+        conditions: Sequence[str] = (),
+        *,
+        strength: float = 1.0,
+        sweep: w.Sweep = None,
+        image_format: str = "png",
+        timeout: float | None = None,
+    ) -> ConditionallyEdited:
         """Edit along ``direction`` projected orthogonally to every condition direction."""
-        return self._call(self._op_conditional_edit(model, latents, direction, conditions, strength, sweep, image_format), timeout)
+        return self._call(
+            self._op_conditional_edit(
+                model, latents, direction, conditions, strength, sweep, image_format
+            ),
+            timeout,
+        )
 
-    def invert(self, model: str, images: Sequence[Any], *, method: str = "optimize", steps: int = 0, restarts: int = 0, seed: int = 0, prior_weight: float = 0.0, timeout: float | None = None) -> Inverted:
+    def invert(
+        self,
+        model: str,
+        images: Sequence[Any],
+        *,
+        method: str = "optimize",
+        steps: int = 0,
+        restarts: int = 0,
+        seed: int = 0,
+        prior_weight: float = 0.0,
+        timeout: float | None = None,
+    ) -> Inverted:
         """Images (PIL, uint8 (H, W, 3) arrays or encoded bytes) -> latent codes."""
-        return self._call(self._op_invert(model, images, method, steps, restarts, seed, prior_weight), timeout)
+        return self._call(
+            self._op_invert(model, images, method, steps, restarts, seed, prior_weight), timeout
+        )
 
-    def discover(self, model: str, method: str = "sefa", *, top_k: int = 5, name_prefix: str = "", params: dict[str, str] | None = None, timeout: float | None = None) -> list[Direction]:
+    def discover(
+        self,
+        model: str,
+        method: str = "sefa",
+        *,
+        top_k: int = 5,
+        name_prefix: str = "",
+        params: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> list[Direction]:
         """Find and store directions; returns them with their vectors."""
         return self._call(self._op_discover(model, method, top_k, name_prefix, params), timeout)
 
-    def directions(self, model: str, *, include_vectors: bool = False, timeout: float | None = None) -> list[Direction]:
+    def directions(
+        self, model: str, *, include_vectors: bool = False, timeout: float | None = None
+    ) -> list[Direction]:
         """Stored directions of a model."""
         return self._call(self._op_directions(model, include_vectors), timeout)
 
@@ -104,15 +163,28 @@ class Client(ClientBase):
         """Delete; True if it existed."""
         return self._call(self._op_delete_direction(direction_id), timeout)
 
-    def put_direction(self, model: str, name: str, vector: Any, *, method: str = "import", params: dict[str, str] | None = None, timeout: float | None = None) -> Direction:
+    def put_direction(
+        self,
+        model: str,
+        name: str,
+        vector: Any,
+        *,
+        method: str = "import",
+        params: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Direction:
         """Store a direction from its vector (d,); it is normalised to unit norm."""
         return self._call(self._op_put_direction(model, name, vector, method, params), timeout)
 
-    def import_direction(self, model: str, name: str, path: str, *, timeout: float | None = None) -> Direction:
+    def import_direction(
+        self, model: str, name: str, path: str, *, timeout: float | None = None
+    ) -> Direction:
         """Store an InterFaceGAN ``.npy`` boundary ((1, d) or (d,); read without pickle)."""
         return self.put_direction(model, name, w.load_boundary(path), timeout=timeout)
 
-    def export_direction(self, direction_id: str, path: str, *, timeout: float | None = None) -> Direction:
+    def export_direction(
+        self, direction_id: str, path: str, *, timeout: float | None = None
+    ) -> Direction:
         """Write a direction as an InterFaceGAN ``.npy`` boundary, float32 (1, d), unit norm."""
         d = self.get_direction(direction_id, timeout=timeout)
         w.save_boundary(path, d)

@@ -28,18 +28,29 @@ def _gateway(args: argparse.Namespace) -> None:
     from latentedit.server.gateway import serve
     from latentedit.server.settings import GatewaySettings
 
-    asyncio.run(serve(GatewaySettings(
-        listen=args.listen, redis_url=args.redis_url, max_queue=args.max_queue,
-        default_timeout_s=args.default_timeout, metrics_port=args.metrics_port,
-    )))
+    asyncio.run(
+        serve(
+            GatewaySettings(
+                listen=args.listen,
+                redis_url=args.redis_url,
+                max_queue=args.max_queue,
+                default_timeout_s=args.default_timeout,
+                metrics_port=args.metrics_port,
+            )
+        )
+    )
 
 
 def _worker(args: argparse.Namespace) -> None:
     from latentedit.workers.worker import WorkerSettings, serve
 
     settings = WorkerSettings(
-        redis_url=args.redis_url, device=args.device, dtype=args.dtype, max_batch=args.max_batch,
-        max_wait_ms=args.max_wait_ms, max_render_batch=args.max_render_batch,
+        redis_url=args.redis_url,
+        device=args.device,
+        dtype=args.dtype,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_render_batch=args.max_render_batch,
         metrics_port=args.metrics_port,
     )
     if args.models:
@@ -51,16 +62,26 @@ def _worker(args: argparse.Namespace) -> None:
 def _up(args: argparse.Namespace) -> None:
     from latentedit.deploy.stack import Stack, StackConfig
 
-    stack = Stack(StackConfig(
-        workers=args.workers, port=args.port, redis_url=args.redis_url or "",
-        device=args.device, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-        log_dir=args.log_dir or "",
-    ))
+    stack = Stack(
+        StackConfig(
+            workers=args.workers,
+            port=args.port,
+            redis_url=args.redis_url or "",
+            device=args.device,
+            max_batch=args.max_batch,
+            max_wait_ms=args.max_wait_ms,
+            log_dir=args.log_dir or "",
+        )
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with stack:
-        logging.info("latentedit is up at %s (redis %s, %d worker(s)); Ctrl-C stops it",
-                     stack.target, stack.redis_url, args.workers)
+        logging.info(
+            "latentedit is up at %s (redis %s, %d worker(s)); Ctrl-C stops it",
+            stack.target,
+            stack.redis_url,
+            args.workers,
+        )
         try:
             while not stop.is_set():
                 stack._check_alive()
@@ -83,8 +104,9 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="latentedit", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="latentedit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--log-level", default=os.environ.get("LATENTEDIT_LOG_LEVEL", "info"))
     sub = parser.add_subparsers(dest="command", required=True)
     redis_default = os.environ.get("LATENTEDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -102,8 +124,12 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("gateway", help="run one gRPC gateway")
     p.add_argument("--listen", default="0.0.0.0:50051")
     p.add_argument("--redis-url", default=redis_default)
-    p.add_argument("--max-queue", type=int, default=1000, help="jobs per model before RESOURCE_EXHAUSTED")
-    p.add_argument("--default-timeout", type=float, default=120.0, help="seconds, when the caller sets none")
+    p.add_argument(
+        "--max-queue", type=int, default=1000, help="jobs per model before RESOURCE_EXHAUSTED"
+    )
+    p.add_argument(
+        "--default-timeout", type=float, default=120.0, help="seconds, when the caller sets none"
+    )
     p.add_argument("--metrics-port", type=int, default=0, help="Prometheus /metrics port (0: off)")
     p.set_defaults(func=_gateway)
 
@@ -113,7 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--max-batch", type=int, default=32, help="jobs gathered into one batch")
-    p.add_argument("--max-wait-ms", type=float, default=5.0, help="wait for more jobs once one arrived")
+    p.add_argument(
+        "--max-wait-ms", type=float, default=5.0, help="wait for more jobs once one arrived"
+    )
     p.add_argument("--max-render-batch", type=int, default=64, help="images per generator pass")
     p.add_argument("--metrics-port", type=int, default=0)
     p.set_defaults(func=_worker)

@@ -12,10 +12,9 @@ import logging
 from pathlib import Path
 
 import numpy as np
+from latentedit.client import Client
 from PIL import Image, ImageDraw
 from rich.progress import Progress
-
-from latentedit.client import Client
 
 log = logging.getLogger(__name__)
 
@@ -60,28 +59,45 @@ def run_demo(target: str, out: str, strength: float = 4.0) -> Path:
         log.info("SeFa eigenvalues: %s", ev)
         for d in found[:3]:
             swept = client.edit(MODEL, faces.latents[:2], {d.name: strength}, sweep=(5, -1, 1))
-            rows.append(_row(f"SeFa {d.name}: t*{strength:g}, t in -1..1, two faces",
-                             swept.images[0] + swept.images[1]))
+            rows.append(
+                _row(
+                    f"SeFa {d.name}: t*{strength:g}, t in -1..1, two faces",
+                    swept.images[0] + swept.images[1],
+                )
+            )
         progress.update(task, advance=1, description="conditional edit")
 
         # A direction entangled with sefa_01 (cos 0.71); conditioning on sefa_01 removes that part.
         mixed = found[0].vector + found[1].vector
         client.put_direction(MODEL, "demo_mixed", mixed, method="demo")
         plain = client.edit(MODEL, faces.latents[2:3], {"demo_mixed": strength}, sweep=(5, -1, 1))
-        cond = client.conditional_edit(MODEL, faces.latents[2:3], "demo_mixed", ["sefa_01"],
-                                       strength=strength, sweep=(5, -1, 1))
-        rows.append(_row("plain edit along mixed | conditional (sefa_01 held): "
-                         f"cos={cond.condition_cosines[0]:.1e}", plain.images[0] + cond.images[0]))
+        cond = client.conditional_edit(
+            MODEL,
+            faces.latents[2:3],
+            "demo_mixed",
+            ["sefa_01"],
+            strength=strength,
+            sweep=(5, -1, 1),
+        )
+        rows.append(
+            _row(
+                "plain edit along mixed | conditional (sefa_01 held): "
+                f"cos={cond.condition_cosines[0]:.1e}",
+                plain.images[0] + cond.images[0],
+            )
+        )
         progress.update(task, advance=1, description="inversion (optimisation, ~20 s)")
 
         held_out = client.generate(MODEL, seeds=[10_001, 10_002])
         inv = client.invert(MODEL, held_out.images)
         progress.update(task, advance=1, description="edit of the inverted code")
         edit_inv = client.edit(MODEL, inv.latents[:1], {found[0].name: strength}, sweep=(4, -1, 1))
-        rows.append(_row(
-            f"held-out face | inversion ({inv.psnr[0]:.1f} dB) | edits of the inverted code",
-            [held_out.images[0], inv.reconstructions[0], *edit_inv.images[0]],
-        ))
+        rows.append(
+            _row(
+                f"held-out face | inversion ({inv.psnr[0]:.1f} dB) | edits of the inverted code",
+                [held_out.images[0], inv.reconstructions[0], *edit_inv.images[0]],
+            )
+        )
         progress.update(task, advance=1, description="done")
         log.info("inversion PSNR: %s dB in %.1fs", np.round(inv.psnr, 2).tolist(), inv.seconds)
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from latentedit.errors import Unavailable
-from latentedit.v1 import latentedit_pb2 as pb, latentedit_pb2_grpc as pb_grpc
+from latentedit.v1 import latentedit_pb2 as pb
+from latentedit.v1 import latentedit_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,9 @@ class Stack:
             Path(self.config.log_dir).mkdir(parents=True, exist_ok=True)
             out = open(Path(self.config.log_dir) / f"{name}.log", "ab")  # noqa: SIM115 (child owns it)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT if out else None, env=env)
+        return subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT if out else None, env=env
+        )
 
     def start_redis(self) -> None:
         exe = shutil.which("redis-server")
@@ -77,14 +79,31 @@ class Stack:
             raise Unavailable("redis-server is not on PATH (apt-get install -y redis-server)")
         self._tmp = tempfile.mkdtemp(prefix="latentedit-redis-")
         port = free_port()
-        self.redis = self._spawn("redis", [
-            exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", self._tmp,
-            "--save", "", "--appendonly", "no", "--protected-mode", "yes",
-        ])
+        self.redis = self._spawn(
+            "redis",
+            [
+                exe,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                self._tmp,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ],
+        )
         self.redis_url = f"redis://127.0.0.1:{port}/0"
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2) as s:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", port), 0.2) as s,
+            ):
                 s.sendall(b"PING\r\n")
                 if s.recv(16).startswith(b"+PONG"):
                     return
@@ -92,17 +111,37 @@ class Stack:
         raise Unavailable(f"redis-server did not start on port {port}")
 
     def start_gateway(self) -> None:
-        self.gateway = self._spawn("gateway", [
-            sys.executable, "-m", "latentedit.deploy.cli", "gateway",
-            "--listen", self.target, "--redis-url", self.redis_url,
-            "--max-queue", str(self.config.max_queue), *self.config.extra_gateway_args,
-        ])
+        self.gateway = self._spawn(
+            "gateway",
+            [
+                sys.executable,
+                "-m",
+                "latentedit.deploy.cli",
+                "gateway",
+                "--listen",
+                self.target,
+                "--redis-url",
+                self.redis_url,
+                "--max-queue",
+                str(self.config.max_queue),
+                *self.config.extra_gateway_args,
+            ],
+        )
 
     def add_worker(self) -> subprocess.Popen[bytes]:
         args = [
-            sys.executable, "-m", "latentedit.deploy.cli", "worker",
-            "--redis-url", self.redis_url, "--device", self.config.device,
-            "--max-batch", str(self.config.max_batch), "--max-wait-ms", str(self.config.max_wait_ms),
+            sys.executable,
+            "-m",
+            "latentedit.deploy.cli",
+            "worker",
+            "--redis-url",
+            self.redis_url,
+            "--device",
+            self.config.device,
+            "--max-batch",
+            str(self.config.max_batch),
+            "--max-wait-ms",
+            str(self.config.max_wait_ms),
             *self.config.extra_worker_args,
         ]
         if self.config.models:
@@ -136,9 +175,12 @@ class Stack:
                 self._check_alive()
                 with contextlib.suppress(grpc.RpcError):
                     status = health_stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                    if status == health_pb2.HealthCheckResponse.SERVING:
-                        if not expect_models or stub.ListModels(pb.ListModelsRequest(), timeout=1).models:
-                            return
+                    serving = status == health_pb2.HealthCheckResponse.SERVING
+                    if serving and (
+                        not expect_models
+                        or stub.ListModels(pb.ListModelsRequest(), timeout=1).models
+                    ):
+                        return
                 time.sleep(0.1)
         raise Unavailable(f"the stack at {self.target} was not ready within {timeout}s")
 

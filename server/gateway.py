@@ -19,20 +19,23 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import Counter, Histogram, start_http_server
-
 from latentedit import validate
 from latentedit.errors import InvalidArgument, LatentEditError
 from latentedit.server.job_queue import JobQueue
 from latentedit.server.settings import GatewaySettings
-from latentedit.v1 import jobs_pb2, latentedit_pb2 as pb, latentedit_pb2_grpc as pb_grpc
+from latentedit.v1 import jobs_pb2
+from latentedit.v1 import latentedit_pb2 as pb
+from latentedit.v1 import latentedit_pb2_grpc as pb_grpc
+from prometheus_client import Counter, Histogram, start_http_server
 
 log = logging.getLogger(__name__)
 
 SERVICE = pb.DESCRIPTOR.services_by_name["LatentEditor"].full_name
 RPCS = Counter("latentedit_gateway_rpcs_total", "RPCs answered", ["rpc", "code"])
 LATENCY = Histogram(
-    "latentedit_gateway_rpc_seconds", "RPC latency", ["rpc"],
+    "latentedit_gateway_rpc_seconds",
+    "RPC latency",
+    ["rpc"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 
@@ -65,8 +68,10 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
             info = await self.queue.model(_require_model(model))
             check(info)
             remaining = context.time_remaining()
-            timeout = min(remaining if remaining is not None else self.settings.default_timeout_s,
-                          self.settings.max_timeout_s)
+            timeout = min(
+                remaining if remaining is not None else self.settings.default_timeout_s,
+                self.settings.max_timeout_s,
+            )
             job = jobs_pb2.Job(
                 id=uuid.uuid4().hex,
                 deadline_unix_ms=int((time.time() + timeout) * 1000),
@@ -90,58 +95,111 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
 
     # ---- RPCs ------------------------------------------------------------------------------
 
-    async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
         try:
             catalogue, alive = await self.queue.models()
         except LatentEditError as err:
             await context.abort(err.code, err.message)
         return pb.ListModelsResponse(models=[catalogue[n] for n in sorted(alive) if n in catalogue])
 
-    async def Generate(self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext) -> pb.GenerateResponse:
-        return await self._run("Generate", context, request.model, "generate", request,
-                               lambda info: validate.generate(request, info.latent_dim, self.limits))
+    async def Generate(
+        self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GenerateResponse:
+        return await self._run(
+            "Generate",
+            context,
+            request.model,
+            "generate",
+            request,
+            lambda info: validate.generate(request, info.latent_dim, self.limits),
+        )
 
-    async def Edit(self, request: pb.EditRequest, context: grpc.aio.ServicerContext) -> pb.EditResponse:
-        return await self._run("Edit", context, request.model, "edit", request,
-                               lambda info: validate.edit(request, info.latent_dim, self.limits))
+    async def Edit(
+        self, request: pb.EditRequest, context: grpc.aio.ServicerContext
+    ) -> pb.EditResponse:
+        return await self._run(
+            "Edit",
+            context,
+            request.model,
+            "edit",
+            request,
+            lambda info: validate.edit(request, info.latent_dim, self.limits),
+        )
 
     async def ConditionalEdit(
         self, request: pb.ConditionalEditRequest, context: grpc.aio.ServicerContext
     ) -> pb.ConditionalEditResponse:
-        return await self._run("ConditionalEdit", context, request.model, "conditional_edit", request,
-                               lambda info: validate.conditional_edit(request, info.latent_dim, self.limits))
+        return await self._run(
+            "ConditionalEdit",
+            context,
+            request.model,
+            "conditional_edit",
+            request,
+            lambda info: validate.conditional_edit(request, info.latent_dim, self.limits),
+        )
 
-    async def Invert(self, request: pb.InvertRequest, context: grpc.aio.ServicerContext) -> pb.InvertResponse:
-        return await self._run("Invert", context, request.model, "invert", request,
-                               lambda info: validate.invert(request, list(info.invert_methods), self.limits))
+    async def Invert(
+        self, request: pb.InvertRequest, context: grpc.aio.ServicerContext
+    ) -> pb.InvertResponse:
+        return await self._run(
+            "Invert",
+            context,
+            request.model,
+            "invert",
+            request,
+            lambda info: validate.invert(request, list(info.invert_methods), self.limits),
+        )
 
     async def DiscoverDirections(
         self, request: pb.DiscoverDirectionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.DiscoverDirectionsResponse:
         return await self._run(
-            "DiscoverDirections", context, request.model, "discover", request,
-            lambda info: validate.discover(request, list(info.discover_methods), info.latent_dim, self.limits),
+            "DiscoverDirections",
+            context,
+            request.model,
+            "discover",
+            request,
+            lambda info: validate.discover(
+                request, list(info.discover_methods), info.latent_dim, self.limits
+            ),
         )
 
     async def ListDirections(
         self, request: pb.ListDirectionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListDirectionsResponse:
-        return await self._run("ListDirections", context, request.model, "list_directions", request,
-                               lambda info: None)
+        return await self._run(
+            "ListDirections", context, request.model, "list_directions", request, lambda info: None
+        )
 
-    async def GetDirection(self, request: pb.GetDirectionRequest, context: grpc.aio.ServicerContext) -> pb.Direction:
+    async def GetDirection(
+        self, request: pb.GetDirectionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Direction:
         model = await self._model_of(request.id, context)
-        return await self._run("GetDirection", context, model, "get_direction", request, lambda info: None)
+        return await self._run(
+            "GetDirection", context, model, "get_direction", request, lambda info: None
+        )
 
     async def DeleteDirection(
         self, request: pb.DeleteDirectionRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeleteDirectionResponse:
         model = await self._model_of(request.id, context)
-        return await self._run("DeleteDirection", context, model, "delete_direction", request, lambda info: None)
+        return await self._run(
+            "DeleteDirection", context, model, "delete_direction", request, lambda info: None
+        )
 
-    async def PutDirection(self, request: pb.PutDirectionRequest, context: grpc.aio.ServicerContext) -> pb.Direction:
-        return await self._run("PutDirection", context, request.model, "put_direction", request,
-                               lambda info: validate.put_direction(request, info.latent_dim))
+    async def PutDirection(
+        self, request: pb.PutDirectionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Direction:
+        return await self._run(
+            "PutDirection",
+            context,
+            request.model,
+            "put_direction",
+            request,
+            lambda info: validate.put_direction(request, info.latent_dim),
+        )
 
     async def _model_of(self, direction_id: str, context: grpc.aio.ServicerContext) -> str:
         try:
@@ -154,27 +212,38 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
 async def _watch_health(queue: JobQueue, servicer: health.aio.HealthServicer) -> None:
     """SERVING while Redis answers, NOT_SERVING while it does not (checked every second)."""
     while True:
-        status = (health_pb2.HealthCheckResponse.SERVING if await queue.ping()
-                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if await queue.ping()
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         for name in ("", SERVICE):
             await servicer.set(name, status)
         await asyncio.sleep(1.0)
 
 
-async def create_server(settings: GatewaySettings) -> tuple[grpc.aio.Server, int, Callable[[], Any]]:
+async def create_server(
+    settings: GatewaySettings,
+) -> tuple[grpc.aio.Server, int, Callable[[], Any]]:
     """Build and start the server; returns (server, bound port, async close function)."""
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
     server = grpc.aio.server(options=options)
-    queue = JobQueue(settings.redis_url, settings.gateway_id, settings.max_queue, settings.catalogue_ttl_s)
+    queue = JobQueue(
+        settings.redis_url, settings.gateway_id, settings.max_queue, settings.catalogue_ttl_s
+    )
     await queue.start()
     pb_grpc.add_LatentEditorServicer_to_server(LatentEditorService(settings, queue), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        (
+            SERVICE,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
         server,
     )
     port = server.add_insecure_port(settings.listen)
@@ -199,7 +268,7 @@ async def serve(settings: GatewaySettings) -> None:
 
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
-    server, port, close = await create_server(settings)
+    _, port, close = await create_server(settings)
     log.info("gateway %s listening on port %d", settings.gateway_id, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -13,13 +13,14 @@ import asyncio
 import contextlib
 import logging
 import time
-
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from typing import Any
 
 from latentedit import keys
 from latentedit.errors import DeadlineExceeded, NotFound, ResourceExhausted, Unavailable
-from latentedit.v1 import jobs_pb2, latentedit_pb2 as pb
+from latentedit.v1 import jobs_pb2
+from latentedit.v1 import latentedit_pb2 as pb
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class JobQueue:
         """(catalogue, names of models some live worker serves), cached for a moment."""
         if time.monotonic() - self._catalogue_at > self._catalogue_ttl_s:
             try:
-                raw = await self.redis.hgetall(keys.MODELS)
+                raw: dict[bytes, bytes] = await self.redis.hgetall(keys.MODELS)  # type: ignore[assignment]
                 catalogue = {k.decode(): pb.ModelInfo.FromString(v) for k, v in raw.items()}
                 names = sorted(catalogue)
                 alive = await self.redis.mget([keys.model_alive(n) for n in names]) if names else []
@@ -77,7 +78,7 @@ class JobQueue:
         return self._catalogue, self._alive
 
     async def model(self, name: str) -> pb.ModelInfo:
-        """The ModelInfo of a served model; NOT_FOUND if unknown, UNAVAILABLE if no worker serves it."""
+        """ModelInfo of a served model; NOT_FOUND if unknown, UNAVAILABLE if no worker serves it."""
         catalogue, alive = await self.models()
         info = catalogue.get(name)
         if info is None:
@@ -120,7 +121,9 @@ class JobQueue:
         last_id = "0-0"  # the stream is this gateway's alone; read from its start
         while True:
             try:
-                reply = await self.redis.xread({self.reply_stream: last_id}, block=1000, count=256)
+                reply: Any = await self.redis.xread(
+                    {self.reply_stream: last_id}, block=1000, count=256
+                )
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:

@@ -12,7 +12,9 @@ from latentedit.validate import Limits
 @dataclass
 class GatewaySettings:
     listen: str = "127.0.0.1:50051"  # host:port; port 0 picks a free one
-    redis_url: str = field(default_factory=lambda: os.environ.get("LATENTEDIT_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    redis_url: str = field(
+        default_factory=lambda: os.environ.get("LATENTEDIT_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
     max_queue: int = 1000  # jobs waiting per model stream before RESOURCE_EXHAUSTED
     max_message_bytes: int = 64 * 1024 * 1024  # both directions
     default_timeout_s: float = 120.0  # when the caller sets no deadline

@@ -13,15 +13,16 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
-from redis.asyncio import Redis
-
 from latentedit import keys, validate
 from latentedit.codec import from_tensor, to_tensor
 from latentedit.errors import NotFound
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.workers.latent_math import unit
+from redis.asyncio import Redis
+
 
 @dataclass(frozen=True)
 class CachedDirection:
@@ -87,7 +88,7 @@ class DirectionStore:
         return out
 
     def _remember(self, key: tuple[str, str], raw: bytes) -> CachedDirection:
-        msg = pb.Direction.FromString(raw)
+        msg = pb.Direction.FromString(cast(bytes, raw))
         vector = from_tensor(msg.vector, "direction").astype(np.float64)
         msg.ClearField("vector")
         entry = CachedDirection(msg, vector)
@@ -101,10 +102,12 @@ class DirectionStore:
         raw = await self._redis.hget(keys.directions(model), name)
         if raw is None:
             raise NotFound(f"unknown direction {model}/{name}")
-        return pb.Direction.FromString(raw)
+        return pb.Direction.FromString(cast(bytes, raw))
 
     async def list(self, model: str, include_vectors: bool) -> list[pb.Direction]:
-        raw = await self._redis.hgetall(keys.directions(model))
+        raw: dict[bytes, bytes] = await self._redis.hgetall(  # type: ignore[assignment]
+            keys.directions(model)
+        )
         out = []
         for _, value in sorted(raw.items()):
             msg = pb.Direction.FromString(value)

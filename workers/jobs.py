@@ -17,12 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from latentedit import keys
 from latentedit import validate
 from latentedit.codec import decode_image, encode_image, to_tensor
 from latentedit.errors import DeadlineExceeded, Internal, InvalidArgument, LatentEditError
-from latentedit.v1 import jobs_pb2, latentedit_pb2 as pb
+from latentedit.v1 import jobs_pb2
+from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.validate import Limits
 from latentedit.workers import latent_math as lm
 from latentedit.workers.direction_store import DirectionStore
@@ -51,7 +50,7 @@ def error_result(job_id: str, err: LatentEditError) -> jobs_pb2.JobResult:
     )
 
 
-def _encode_all(pixels: np.ndarray, fmt: int) -> list[pb.Image]:
+def _encode_all(pixels: np.ndarray, fmt: pb.ImageFormat) -> list[pb.Image]:
     return [encode_image(p, fmt) for p in pixels]
 
 
@@ -63,7 +62,9 @@ class JobRunner:
         self.store = store
         self.limits = limits
 
-    async def run_batch(self, model_name: str, jobs: list[jobs_pb2.Job]) -> list[jobs_pb2.JobResult]:
+    async def run_batch(
+        self, model_name: str, jobs: list[jobs_pb2.Job]
+    ) -> list[jobs_pb2.JobResult]:
         """Results for ``jobs`` (same order); never raises for a bad job."""
         model = self.models[model_name]
         results: dict[str, jobs_pb2.JobResult] = {}
@@ -97,13 +98,14 @@ class JobRunner:
     async def _render_fused(
         self, model: LoadedModel, plans: list[tuple[jobs_pb2.Job, RenderPlan]]
     ) -> dict[str, jobs_pb2.JobResult]:
-        """One generator pass for all plans; on failure, each plan alone so only the bad one fails."""
+        """One generator pass for all plans; on failure each plan alone (only a bad one fails)."""
         counts = [len(p.latents) for _, p in plans]
+        chunks: list[np.ndarray | None]
         try:
             pixels = await asyncio.to_thread(
                 model.render, np.concatenate([p.latents for _, p in plans])
             )
-            chunks = np.split(pixels, np.cumsum(counts)[:-1])
+            chunks = list(np.split(pixels, np.cumsum(counts)[:-1]))
         except Exception:
             log.exception("fused render of %d jobs failed; rendering them one by one", len(plans))
             chunks = []
@@ -133,9 +135,15 @@ class JobRunner:
             return await self._plan_edit(model, job.id, job.edit)
         return await self._plan_conditional(model, job.id, job.conditional_edit)
 
-    def _plan_generate(self, model: LoadedModel, job_id: str, req: pb.GenerateRequest) -> RenderPlan:
+    def _plan_generate(
+        self, model: LoadedModel, job_id: str, req: pb.GenerateRequest
+    ) -> RenderPlan:
         source = validate.generate(req, model.latent_dim, self.limits)
-        z = source if isinstance(source, np.ndarray) else lm.seeded_latents(source, model.latent_dim)
+        z = (
+            source
+            if isinstance(source, np.ndarray)
+            else lm.seeded_latents(source, model.latent_dim)
+        )
 
         def finish(pixels: np.ndarray) -> jobs_pb2.JobResult:
             return jobs_pb2.JobResult(
@@ -174,7 +182,11 @@ class JobRunner:
     ) -> RenderPlan:
         z, names, strength, ts = validate.conditional_edit(req, model.latent_dim, self.limits)
         dirs = await self.store.get_many(model.name, names)
-        conditions = np.stack([d.vector for d in dirs[1:]]) if len(dirs) > 1 else np.zeros((0, model.latent_dim))
+        conditions = (
+            np.stack([d.vector for d in dirs[1:]])
+            if len(dirs) > 1
+            else np.zeros((0, model.latent_dim))
+        )
         projected = lm.project_out(dirs[0].vector, conditions)
         edited = lm.apply_edit(z, strength * projected, ts)
         cos_conditions = lm.cosines(projected, conditions) if len(conditions) else np.zeros(0)
@@ -198,7 +210,9 @@ class JobRunner:
 
     # ---- inversion -----------------------------------------------------------------------
 
-    async def _invert(self, model: LoadedModel, jobs: list[jobs_pb2.Job]) -> dict[str, jobs_pb2.JobResult]:
+    async def _invert(
+        self, model: LoadedModel, jobs: list[jobs_pb2.Job]
+    ) -> dict[str, jobs_pb2.JobResult]:
         """Jobs with the same (steps, restarts) are optimised in one batch."""
         out: dict[str, jobs_pb2.JobResult] = {}
         groups: dict[tuple[int, int], list[tuple[jobs_pb2.Job, np.ndarray, list[inv.Crop]]]] = {}
@@ -211,7 +225,9 @@ class JobRunner:
                 out[job.id] = error_result(job.id, err)
         for (steps, restarts), members in groups.items():
             try:
-                out.update(await asyncio.to_thread(self._invert_group, model, steps, restarts, members))
+                out.update(
+                    await asyncio.to_thread(self._invert_group, model, steps, restarts, members)
+                )
             except Exception as exc:
                 log.exception("inversion batch failed")
                 for job, _, _ in members:
@@ -227,7 +243,9 @@ class JobRunner:
             prior_weight=req.prior_weight or default.prior_weight,
         )
 
-    def _invert_targets(self, model: LoadedModel, req: pb.InvertRequest) -> tuple[np.ndarray, list[inv.Crop]]:
+    def _invert_targets(
+        self, model: LoadedModel, req: pb.InvertRequest
+    ) -> tuple[np.ndarray, list[inv.Crop]]:
         targets, crops = [], []
         for i, image in enumerate(req.images):
             pixels = decode_image(image, self.limits.max_pixels, f"images[{i}]")
@@ -247,17 +265,31 @@ class JobRunner:
         jobs = [m[0] for m in members]
         targets = np.concatenate([m[1] for m in members])
         # Per-job seeds and priors, so batching never changes a job's answer.
-        z0 = torch.cat([
-            torch.randn(len(t), max(restarts, 1), model.latent_dim,
-                        generator=torch.Generator().manual_seed(job.invert.seed))
-            for job, t, _ in members
-        ])
-        prior = torch.cat([
-            torch.full((len(t),), self._invert_config(job.invert).prior_weight) for job, t, _ in members
-        ])
+        z0 = torch.cat(
+            [
+                torch.randn(
+                    len(t),
+                    max(restarts, 1),
+                    model.latent_dim,
+                    generator=torch.Generator().manual_seed(job.invert.seed),
+                )
+                for job, t, _ in members
+            ]
+        )
+        prior = torch.cat(
+            [
+                torch.full((len(t),), self._invert_config(job.invert).prior_weight)
+                for job, t, _ in members
+            ]
+        )
         cfg = inv.OptimizeConfig(steps=steps, restarts=restarts)
-        z = inv.optimize(model.forward, from_uint8(targets, model.device), z0.to(model.device),
-                         prior.to(model.device), cfg)
+        z = inv.optimize(
+            model.forward,
+            from_uint8(targets, model.device),
+            z0.to(model.device),
+            prior.to(model.device),
+            cfg,
+        )
         with torch.no_grad():
             recon = to_uint8(model.forward(z))
         psnr = inv.psnr_uint8(recon, targets)
@@ -291,10 +323,14 @@ class JobRunner:
             return await self._discover(model, job.id, job.discover)
         if kind == "list_directions":
             dirs = await self.store.list(model.name, job.list_directions.include_vectors)
-            return jobs_pb2.JobResult(job_id=job.id, list_directions=pb.ListDirectionsResponse(directions=dirs))
+            return jobs_pb2.JobResult(
+                job_id=job.id, list_directions=pb.ListDirectionsResponse(directions=dirs)
+            )
         if kind == "get_direction":
             _, name = validate.direction_id(job.get_direction.id)
-            return jobs_pb2.JobResult(job_id=job.id, direction=await self.store.get(model.name, name))
+            return jobs_pb2.JobResult(
+                job_id=job.id, direction=await self.store.get(model.name, name)
+            )
         if kind == "delete_direction":
             _, name = validate.direction_id(job.delete_direction.id)
             deleted = await self.store.delete(model.name, name)

@@ -7,7 +7,6 @@ Directions are float64 unit vectors of shape (d,); latents are (N, d).
 from __future__ import annotations
 
 import numpy as np
-
 from latentedit.errors import InvalidArgument
 
 _RANK_TOL = 1e-6  # relative singular-value tolerance for "dependent conditions"
@@ -68,7 +67,8 @@ def project_out(primary: np.ndarray, conditions: np.ndarray) -> np.ndarray:
     _, s, vt = np.linalg.svd(c, full_matrices=False)
     if s[-1] < _RANK_TOL * s[0]:
         raise InvalidArgument(
-            f"condition directions are linearly dependent (singular values {np.round(s, 8).tolist()})"
+            "condition directions are linearly dependent "
+            f"(singular values {np.round(s, 8).tolist()})"
         )
     projected = n - vt.T @ (vt @ n)
     # One more pass removes the rounding residue so that cosines reach ~1e-15.
@@ -87,6 +87,10 @@ def cosines(vector: np.ndarray, others: np.ndarray) -> np.ndarray:
 
 def seeded_latents(seeds: list[int], dim: int) -> np.ndarray:
     """One standard-normal latent per seed (N, d) float32; the same seed always gives the same z."""
-    return np.stack(
-        [np.random.default_rng(int(s)).standard_normal(dim) for s in seeds]
-    ).astype(np.float32) if seeds else np.zeros((0, dim), np.float32)
+    return (
+        np.stack([np.random.default_rng(int(s)).standard_normal(dim) for s in seeds]).astype(
+            np.float32
+        )
+        if seeds
+        else np.zeros((0, dim), np.float32)
+    )

@@ -20,22 +20,25 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any, cast
 
+from latentedit import keys
+from latentedit.v1 import jobs_pb2
+from latentedit.v1 import latentedit_pb2 as pb
+from latentedit.validate import Limits
+from latentedit.workers.direction_store import DirectionStore
+from latentedit.workers.jobs import DISCOVER_METHODS, INVERT_METHODS, JobRunner
+from latentedit.workers.models.registry import MODELS, get_spec
+from latentedit.workers.models.runtime import LoadedModel, load_model
 from prometheus_client import Counter, Histogram, start_http_server
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from latentedit import keys
-from latentedit.v1 import jobs_pb2, latentedit_pb2 as pb
-from latentedit.workers.direction_store import DirectionStore
-from latentedit.validate import Limits
-from latentedit.workers.jobs import DISCOVER_METHODS, INVERT_METHODS, JobRunner
-from latentedit.workers.models.registry import MODELS, get_spec
-from latentedit.workers.models.runtime import LoadedModel, load_model
-
 log = logging.getLogger(__name__)
 
-BATCH_JOBS = Histogram("latentedit_worker_batch_jobs", "jobs per batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+BATCH_JOBS = Histogram(
+    "latentedit_worker_batch_jobs", "jobs per batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128)
+)
 JOBS = Counter("latentedit_worker_jobs_total", "jobs finished", ["model", "kind", "outcome"])
 BATCH_SECONDS = Histogram("latentedit_worker_batch_seconds", "batch processing time")
 
@@ -84,7 +87,9 @@ class Worker:
         self.settings = settings
         self.id = settings.worker_id
         self.models = models or {
-            name: load_model(get_spec(name), settings.device, settings.dtype, settings.max_render_batch)
+            name: load_model(
+                get_spec(name), settings.device, settings.dtype, settings.max_render_batch
+            )
             for name in settings.models
         }
         self.redis = Redis.from_url(settings.redis_url)
@@ -137,23 +142,29 @@ class Worker:
                     pending = await self.redis.xpending_range(
                         stream, keys.WORKER_GROUP, min="-", max="+", count=1000, consumername=name
                     )
-                    ids = [p["message_id"] for p in pending]
+                    ids: list[Any] = [p["message_id"] for p in pending]
                     if ids:
                         claimed = await self.redis.xclaim(
-                            stream, keys.WORKER_GROUP, self.id, min_idle_time=1000,
-                            message_ids=ids, justid=True,
+                            stream,
+                            keys.WORKER_GROUP,
+                            self.id,
+                            min_idle_time=1000,
+                            message_ids=ids,
+                            justid=True,
                         )
                         log.warning("claimed %d job(s) of dead worker %s", len(claimed), name)
                         continue  # delete the consumer once nothing is left pending
                 await self.redis.xgroup_delconsumer(stream, keys.WORKER_GROUP, name)
 
-    async def _read(self, new: bool, count: int, block_ms: int | None) -> list[tuple[str, bytes, jobs_pb2.Job | None]]:
+    async def _read(
+        self, new: bool, count: int, block_ms: int | None
+    ) -> list[tuple[str, bytes, jobs_pb2.Job | None]]:
         """(stream, entry id, job) triples; ``new=False`` re-reads this worker's pending entries."""
         streams = {s: ">" if new else "0" for s in self.streams}
-        reply = await self.redis.xreadgroup(
-            keys.WORKER_GROUP, self.id, streams, count=count, block=block_ms
+        reply: Any = await self.redis.xreadgroup(
+            keys.WORKER_GROUP, self.id, cast(Any, streams), count=count, block=block_ms
         )
-        out = []
+        out: list[tuple[str, bytes, jobs_pb2.Job | None]] = []
         for stream, entries in reply or []:
             stream_name = stream.decode() if isinstance(stream, bytes) else stream
             for entry_id, fields in entries:
@@ -164,7 +175,7 @@ class Worker:
                     job = jobs_pb2.Job.FromString(fields[keys.JOB_FIELD.encode()])
                 except Exception:
                     log.exception("undecodable entry %s on %s", entry_id, stream_name)
-                    job = None
+                    job = None  # acknowledged and dropped by run_once
                 out.append((stream_name, entry_id, job))
         return out
 

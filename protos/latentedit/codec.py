@@ -17,7 +17,9 @@ from PIL import Image as PILImage
 from latentedit.errors import InvalidArgument
 from latentedit.v1 import latentedit_pb2 as pb
 
-_DTYPES: dict[int, np.dtype] = {
+Format = pb.ImageFormat
+
+_DTYPES: dict[pb.DType, np.dtype] = {
     pb.DTYPE_FLOAT32: np.dtype("<f4"),
     pb.DTYPE_FLOAT64: np.dtype("<f8"),
     pb.DTYPE_FLOAT16: np.dtype("<f2"),
@@ -25,15 +27,19 @@ _DTYPES: dict[int, np.dtype] = {
 }
 _CODES = {v.kind + str(v.itemsize): k for k, v in _DTYPES.items()}
 
-_PIL_FORMATS = {
+_PIL_FORMATS: dict[Format, str] = {
     pb.IMAGE_FORMAT_UNSPECIFIED: "PNG",
     pb.IMAGE_FORMAT_PNG: "PNG",
     pb.IMAGE_FORMAT_JPEG: "JPEG",
     pb.IMAGE_FORMAT_WEBP: "WEBP",
 }
-FORMAT_NAMES = {"png": pb.IMAGE_FORMAT_PNG, "jpeg": pb.IMAGE_FORMAT_JPEG,
-                "jpg": pb.IMAGE_FORMAT_JPEG, "webp": pb.IMAGE_FORMAT_WEBP,
-                "raw": pb.IMAGE_FORMAT_RAW}
+FORMAT_NAMES: dict[str, Format] = {
+    "png": pb.IMAGE_FORMAT_PNG,
+    "jpeg": pb.IMAGE_FORMAT_JPEG,
+    "jpg": pb.IMAGE_FORMAT_JPEG,
+    "webp": pb.IMAGE_FORMAT_WEBP,
+    "raw": pb.IMAGE_FORMAT_RAW,
+}
 
 
 def to_tensor(array: np.ndarray) -> pb.Tensor:
@@ -66,7 +72,9 @@ def from_tensor(msg: pb.Tensor, field: str = "tensor") -> np.ndarray:
     return np.frombuffer(msg.data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-def encode_image(pixels: np.ndarray, fmt: int = pb.IMAGE_FORMAT_PNG, quality: int = 92) -> pb.Image:
+def encode_image(
+    pixels: np.ndarray, fmt: Format = pb.IMAGE_FORMAT_PNG, quality: int = 92
+) -> pb.Image:
     """uint8 RGB array (H, W, 3) -> Image message in the asked format."""
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
         raise InvalidArgument(f"image must be uint8 (H, W, 3), got {pixels.dtype} {pixels.shape}")
@@ -130,7 +138,7 @@ def to_pil(msg: pb.Image, max_pixels: int = 1 << 26) -> PILImage.Image:
     return PILImage.fromarray(decode_image(msg, max_pixels))
 
 
-def from_pil_or_array(image: object, fmt: int = pb.IMAGE_FORMAT_PNG) -> pb.Image:
+def from_pil_or_array(image: object, fmt: Format = pb.IMAGE_FORMAT_PNG) -> pb.Image:
     """PIL image, uint8 (H, W, 3) array or encoded bytes -> Image message."""
     if isinstance(image, bytes | bytearray):
         return pb.Image(format=fmt, data=bytes(image))
@@ -140,7 +148,7 @@ def from_pil_or_array(image: object, fmt: int = pb.IMAGE_FORMAT_PNG) -> pb.Image
 
 
 def latents_from(msg: pb.Tensor, dim: int, max_rows: int, field: str = "latents") -> np.ndarray:
-    """Tensor message -> float32 latents (N, d), checked: 2-D, d columns, 1..max_rows rows, finite."""
+    """Tensor message -> float32 latents (N, d): 2-D, d columns, 1..max_rows rows, finite."""
     arr = from_tensor(msg, field)
     if arr.ndim == 1 and arr.shape[0] == dim:
         arr = arr[None, :]

@@ -85,7 +85,9 @@ def generate(req: pb.GenerateRequest, dim: int, limits: Limits) -> np.ndarray | 
     raise InvalidArgument("generate needs seeds or latents")
 
 
-def edit(req: pb.EditRequest, dim: int, limits: Limits) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+def edit(
+    req: pb.EditRequest, dim: int, limits: Limits
+) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
     """-> latents (N, d), direction names, strengths (M,), multipliers (K,)."""
     z = latents_from(req.latents, dim, limits.max_latents)
     if not req.edits:
@@ -117,11 +119,17 @@ def invert(req: pb.InvertRequest, methods: list[str], limits: Limits) -> str:
     if method not in methods:
         raise InvalidArgument(f"method {method!r} is not available; choose from {methods}")
     if not 1 <= len(req.images) <= limits.max_invert_images:
-        raise InvalidArgument(f"images: {len(req.images)} given; allowed 1..{limits.max_invert_images}")
+        raise InvalidArgument(
+            f"images: {len(req.images)} given; allowed 1..{limits.max_invert_images}"
+        )
     if not 0 <= req.steps <= limits.max_invert_steps:
-        raise InvalidArgument(f"steps: {req.steps}; allowed 0 (default) ..{limits.max_invert_steps}")
+        raise InvalidArgument(
+            f"steps: {req.steps}; allowed 0 (default) ..{limits.max_invert_steps}"
+        )
     if not 0 <= req.restarts <= limits.max_restarts:
-        raise InvalidArgument(f"restarts: {req.restarts}; allowed 0 (default) ..{limits.max_restarts}")
+        raise InvalidArgument(
+            f"restarts: {req.restarts}; allowed 0 (default) ..{limits.max_restarts}"
+        )
     if req.prior_weight < 0 or not np.isfinite(req.prior_weight):
         raise InvalidArgument("prior_weight must be finite and >= 0")
     for i, image in enumerate(req.images):
@@ -129,7 +137,9 @@ def invert(req: pb.InvertRequest, methods: list[str], limits: Limits) -> str:
     return method
 
 
-def discover(req: pb.DiscoverDirectionsRequest, methods: list[str], dim: int, limits: Limits) -> tuple[str, int, str]:
+def discover(
+    req: pb.DiscoverDirectionsRequest, methods: list[str], dim: int, limits: Limits
+) -> tuple[str, int, str]:
     """-> method, top_k, name prefix."""
     method = req.method or "sefa"
     if method not in methods:

@@ -19,7 +19,8 @@ def sefa(weight: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
         directions (top_k, d) unit rows, eigenvalues (top_k,) descending.
     """
     a = np.asarray(weight, dtype=np.float64)
-    a = a / np.linalg.norm(a, axis=0, keepdims=True)
+    # Columns of latent dims that do not enter this layer are zero: leave them at zero.
+    a = a / np.maximum(np.linalg.norm(a, axis=0, keepdims=True), 1e-12)
     eigenvalues, eigenvectors = np.linalg.eigh(a.T @ a)  # ascending
     order = np.argsort(eigenvalues)[::-1][:top_k]
     vectors = eigenvectors[:, order].T

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
-
 from latentedit.errors import Unavailable
 from latentedit.workers.models.registry import ARCHITECTURES, ModelSpec, PackagedWeights
+from torch import Tensor, nn
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def packaged_weights_path(weights: PackagedWeights) -> Path:
 
 
 def first_projection_matrix(weight: Tensor, latent_dim: int) -> Tensor:
-    """A (out_features, latent_dim), float64, from a Linear (out, d) or ConvTranspose (d, ...) weight."""
+    """A (out_features, d) float64 from a Linear (out, d) or ConvTranspose (d, ...) weight."""
     if weight.ndim == 2 and weight.shape[1] == latent_dim:
         return weight.detach().to(torch.float64)
     if weight.shape[0] == latent_dim:
@@ -69,7 +68,7 @@ class LoadedModel:
         return self.spec.latent_dim
 
     def forward(self, z: Tensor) -> Tensor:
-        """z (N, d) float32 on any device -> images (N, 3, H, W) float32 in [-1, 1], differentiable."""
+        """z (N, d) float32, any device -> (N, 3, H, W) float32 in [-1, 1]; differentiable."""
         x: Tensor = self.generator(z.to(self.device, self.dtype))
         return x.float()
 
