@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,8 +32,13 @@ from latentedit.workers.models.runtime import LoadedModel, from_uint8, to_uint8
 log = logging.getLogger(__name__)
 
 RENDER_KINDS = ("generate", "edit", "conditional_edit")
+# Jobs that take seconds or more run in the worker's heavy lane, beside the render lane.
+HEAVY_KINDS = ("invert", "discover")
 INVERT_METHODS = ("optimize",)
 DISCOVER_METHODS = ("sefa",)
+
+
+Publish = Callable[[jobs_pb2.Job, jobs_pb2.JobResult], Awaitable[None]]
 
 
 @dataclass
@@ -62,12 +67,12 @@ class JobRunner:
         self.store = store
         self.limits = limits
 
-    async def run_batch(
-        self, model_name: str, jobs: list[jobs_pb2.Job]
-    ) -> list[jobs_pb2.JobResult]:
-        """Results for ``jobs`` (same order); never raises for a bad job."""
+    async def run_batch(self, model_name: str, jobs: list[jobs_pb2.Job], publish: Publish) -> None:
+        """Run ``jobs`` of one model and ``publish`` each result as soon as it is ready.
+
+        Never raises for a bad job: it gets an error result and the rest go on.
+        """
         model = self.models[model_name]
-        results: dict[str, jobs_pb2.JobResult] = {}
         now_ms = time.time() * 1000
         render: list[tuple[jobs_pb2.Job, RenderPlan]] = []
         invert: list[jobs_pb2.Job] = []
@@ -81,23 +86,25 @@ class JobRunner:
                 elif kind == "invert":
                     invert.append(job)
                 else:
-                    results[job.id] = await self._single(model, job)
+                    await publish(job, await self._single(model, job))
             except LatentEditError as err:
-                results[job.id] = error_result(job.id, err)
+                await publish(job, error_result(job.id, err))
             except Exception as exc:  # a bug must fail its job, not the worker
                 log.exception("job %s (%s) failed", job.id, kind)
-                results[job.id] = error_result(job.id, Internal(f"{kind} failed: {exc!r}"))
+                await publish(job, error_result(job.id, Internal(f"{kind} failed: {exc!r}")))
         if render:
-            results.update(await self._render_fused(model, render))
+            for job, result in await self._render_fused(model, render):
+                await publish(job, result)
         if invert:
-            results.update(await self._invert(model, invert))
-        return [results[job.id] for job in jobs]
+            by_id = {job.id: job for job in invert}
+            for job_id, result in (await self._invert(model, invert)).items():
+                await publish(by_id[job_id], result)
 
     # ---- render jobs -------------------------------------------------------------------
 
     async def _render_fused(
         self, model: LoadedModel, plans: list[tuple[jobs_pb2.Job, RenderPlan]]
-    ) -> dict[str, jobs_pb2.JobResult]:
+    ) -> list[tuple[jobs_pb2.Job, jobs_pb2.JobResult]]:
         """One generator pass for all plans; on failure each plan alone (only a bad one fails)."""
         counts = [len(p.latents) for _, p in plans]
         chunks: list[np.ndarray | None]
@@ -114,17 +121,17 @@ class JobRunner:
                     chunks.append(await asyncio.to_thread(model.render, plan.latents))
                 except Exception:
                     chunks.append(None)
-        out = {}
+        out = []
         for (job, plan), chunk in zip(plans, chunks, strict=True):
             try:
                 if chunk is None:
                     raise Internal("rendering failed")
-                out[job.id] = await asyncio.to_thread(plan.finish, chunk)
+                out.append((job, await asyncio.to_thread(plan.finish, chunk)))
             except LatentEditError as err:
-                out[job.id] = error_result(job.id, err)
+                out.append((job, error_result(job.id, err)))
             except Exception as exc:
                 log.exception("finishing job %s failed", job.id)
-                out[job.id] = error_result(job.id, Internal(f"encoding failed: {exc!r}"))
+                out.append((job, error_result(job.id, Internal(f"encoding failed: {exc!r}"))))
         return out
 
     async def _plan(self, model: LoadedModel, job: jobs_pb2.Job) -> RenderPlan:

@@ -2,8 +2,10 @@
 
 Loop: read up to ``max_batch`` jobs from the model streams (consumer group
 ``workers``), keep gathering for at most ``max_wait_ms``, run each model's
-jobs as one batch (:class:`JobRunner`), publish every result to the reply
-stream its job names, then ``XACK`` + ``XDEL``. A job is acknowledged only
+light jobs (render, direction store) as one batch (:class:`JobRunner`) and
+hand heavy ones (inversion, discovery) to a second lane that batches whatever
+has queued up, so a long inversion never holds up a Generate. Each result is
+published to the reply stream its job names, then ``XACK`` + ``XDEL``. A job is acknowledged only
 after its result is published, so a worker killed mid-batch loses nothing: its
 heartbeat key expires, and a live worker claims its pending jobs
 (``XCLAIM``) and runs them again. Job ids make replies idempotent.
@@ -23,16 +25,23 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from latentedit import keys
+from latentedit.errors import Internal
 from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.validate import Limits
 from latentedit.workers.direction_store import DirectionStore
-from latentedit.workers.jobs import DISCOVER_METHODS, INVERT_METHODS, JobRunner
+from latentedit.workers.jobs import (
+    DISCOVER_METHODS,
+    HEAVY_KINDS,
+    INVERT_METHODS,
+    JobRunner,
+    error_result,
+)
 from latentedit.workers.models.registry import MODELS, get_spec
 from latentedit.workers.models.runtime import LoadedModel, load_model
 from prometheus_client import Counter, Histogram, start_http_server
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +54,7 @@ BATCH_SECONDS = Histogram("latentedit_worker_batch_seconds", "batch processing t
 HEARTBEAT_MS = 6000  # a worker silent this long is dead; its pending jobs are claimed
 HEARTBEAT_EVERY_S = 1.5
 REPLY_MAXLEN = 10000
+MAX_DELIVERIES = 3  # a job that took down this many workers fails instead
 
 
 @dataclass
@@ -96,6 +106,10 @@ class Worker:
         self.runner = JobRunner(self.models, DirectionStore(self.redis), settings.limits)
         self.streams = {keys.job_stream(name): name for name in self.models}
         self._stop = asyncio.Event()
+        self._entries: dict[str, tuple[str, bytes]] = {}  # job id -> (stream, entry id)
+        self._inflight: set[bytes] = set()  # entry ids being processed here
+        self._heavy: asyncio.Queue[tuple[str, jobs_pb2.Job]] = asyncio.Queue()
+        self._heavy_slots = asyncio.Semaphore(settings.max_batch)
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from :meth:`run` (SIGTERM / SIGINT)."""
@@ -139,10 +153,17 @@ class Worker:
                 if name == self.id or await self.redis.exists(keys.worker_heartbeat(name)):
                     continue
                 if c["pending"]:
-                    pending = await self.redis.xpending_range(
+                    pending: Any = await self.redis.xpending_range(
                         stream, keys.WORKER_GROUP, min="-", max="+", count=1000, consumername=name
                     )
-                    ids: list[Any] = [p["message_id"] for p in pending]
+                    poison = [
+                        p["message_id"] for p in pending if p["times_delivered"] >= MAX_DELIVERIES
+                    ]
+                    for entry_id in poison:
+                        await self._fail_poison(stream, entry_id)
+                    ids: list[Any] = [
+                        p["message_id"] for p in pending if p["message_id"] not in poison
+                    ]
                     if ids:
                         claimed = await self.redis.xclaim(
                             stream,
@@ -155,6 +176,18 @@ class Worker:
                         log.warning("claimed %d job(s) of dead worker %s", len(claimed), name)
                         continue  # delete the consumer once nothing is left pending
                 await self.redis.xgroup_delconsumer(stream, keys.WORKER_GROUP, name)
+
+    async def _fail_poison(self, stream: str, entry_id: bytes) -> None:
+        """A job whose workers died MAX_DELIVERIES times fails alone instead of killing more."""
+        entries: Any = await self.redis.xrange(stream, entry_id, entry_id)
+        if entries and entries[0][1]:
+            job = jobs_pb2.Job.FromString(entries[0][1][keys.JOB_FIELD.encode()])
+            err = Internal(
+                f"the job was delivered {MAX_DELIVERIES} times and its worker died each time"
+            )
+            await self._publish(job, error_result(job.id, err))
+        await self._ack(stream, entry_id)
+        log.error("dropped poison job %s on %s", entry_id, stream)
 
     async def _read(
         self, new: bool, count: int, block_ms: int | None
@@ -180,9 +213,10 @@ class Worker:
         return out
 
     async def _gather(self) -> list[tuple[str, bytes, jobs_pb2.Job | None]]:
-        """Pending (claimed) entries first; else wait for new ones and gather up to max_wait_ms."""
+        """Claimed pending entries first; else wait for new ones and gather up to max_wait_ms."""
         s = self.settings
-        batch = await self._read(new=False, count=s.max_batch, block_ms=None)
+        pending = await self._read(new=False, count=1000, block_ms=None)
+        batch = [e for e in pending if e[1] not in self._inflight][: s.max_batch]
         if batch:
             return batch
         batch = await self._read(new=True, count=s.max_batch, block_ms=500)
@@ -198,27 +232,57 @@ class Worker:
         return batch
 
     async def run_once(self) -> int:
-        """Gather one batch, process it, publish and acknowledge; returns the number of jobs."""
+        """Gather one batch; run its light jobs now and hand heavy ones to the heavy lane.
+
+        Returns the number of entries gathered.
+        """
         batch = await self._gather()
-        if not batch:
-            return 0
-        by_model: dict[str, list[tuple[str, bytes, jobs_pb2.Job]]] = {}
+        light: dict[str, list[jobs_pb2.Job]] = {}
         for stream, entry_id, job in batch:
             if job is None:
                 await self._ack(stream, entry_id)
                 continue
-            by_model.setdefault(self.streams[stream], []).append((stream, entry_id, job))
-        BATCH_JOBS.observe(len(batch))
+            self._entries[job.id] = (stream, entry_id)
+            self._inflight.add(entry_id)
+            if job.WhichOneof("request") in HEAVY_KINDS:
+                await self._heavy_slots.acquire()  # back-pressure: leave the rest to other workers
+                self._heavy.put_nowait((self.streams[stream], job))
+            else:
+                light.setdefault(self.streams[stream], []).append(job)
+        if batch:
+            BATCH_JOBS.observe(len(batch))
         with BATCH_SECONDS.time():
-            for model, entries in by_model.items():
-                results = await self.runner.run_batch(model, [job for _, _, job in entries])
-                for (stream, entry_id, job), result in zip(entries, results, strict=True):
-                    result.worker = self.id
-                    await self._publish(job, result)
-                    await self._ack(stream, entry_id)
-                    outcome = "error" if result.HasField("error") else "ok"
-                    JOBS.labels(model, job.WhichOneof("request"), outcome).inc()
+            for model, jobs in light.items():
+                await self.runner.run_batch(model, jobs, self._finish)
         return len(batch)
+
+    async def _heavy_lane(self) -> None:
+        """Run heavy jobs (inversion, discovery); everything queued together is one batch."""
+        while True:
+            first = await self._heavy.get()
+            items = [first]
+            while not self._heavy.empty():
+                items.append(self._heavy.get_nowait())
+            by_model: dict[str, list[jobs_pb2.Job]] = {}
+            for model, job in items:
+                by_model.setdefault(model, []).append(job)
+            try:
+                for model, jobs in by_model.items():
+                    await self.runner.run_batch(model, jobs, self._finish)
+            finally:
+                for _ in items:
+                    self._heavy.task_done()
+                    self._heavy_slots.release()
+
+    async def _finish(self, job: jobs_pb2.Job, result: jobs_pb2.JobResult) -> None:
+        """Publish a result, then acknowledge its entry (never the other way round)."""
+        result.worker = self.id
+        await self._publish(job, result)
+        stream, entry_id = self._entries.pop(job.id)
+        await self._ack(stream, entry_id)
+        self._inflight.discard(entry_id)
+        outcome = "error" if result.HasField("error") else "ok"
+        JOBS.labels(self.streams[stream], job.WhichOneof("request"), outcome).inc()
 
     async def _publish(self, job: jobs_pb2.Job, result: jobs_pb2.JobResult) -> None:
         await self.redis.xadd(
@@ -238,15 +302,21 @@ class Worker:
         """Serve until :meth:`stop`; the batch in hand is finished first (drain)."""
         await self.setup()
         heartbeat = asyncio.create_task(self._heartbeat())
+        heavy = asyncio.create_task(self._heavy_lane())
         log.info("worker %s serving %s", self.id, ", ".join(self.models))
         try:
             while not self._stop.is_set():
                 try:
                     await self.run_once()
-                except (ConnectionError, OSError) as exc:
+                except (RedisError, OSError) as exc:
                     log.warning("redis unavailable (%s); retrying", exc)
                     await asyncio.sleep(1)
+                except Exception:
+                    log.exception("worker loop error; continuing")
+                    await asyncio.sleep(0.5)
+            await self._heavy.join()  # drain: heavy jobs in hand finish before exit
         finally:
+            heavy.cancel()
             heartbeat.cancel()
             with contextlib.suppress(Exception):
                 await self.redis.delete(keys.worker_heartbeat(self.id))
