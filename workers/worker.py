@@ -108,6 +108,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._entries: dict[str, tuple[str, bytes]] = {}  # job id -> (stream, entry id)
         self._inflight: set[bytes] = set()  # entry ids being processed here
+        self._claimed = False  # pending entries were claimed from a dead worker
         self._heavy: asyncio.Queue[tuple[str, jobs_pb2.Job]] = asyncio.Queue()
         self._heavy_slots = asyncio.Semaphore(settings.max_batch)
 
@@ -173,6 +174,7 @@ class Worker:
                             message_ids=ids,
                             justid=True,
                         )
+                        self._claimed = self._claimed or bool(claimed)
                         log.warning("claimed %d job(s) of dead worker %s", len(claimed), name)
                         continue  # delete the consumer once nothing is left pending
                 await self.redis.xgroup_delconsumer(stream, keys.WORKER_GROUP, name)
@@ -215,10 +217,14 @@ class Worker:
     async def _gather(self) -> list[tuple[str, bytes, jobs_pb2.Job | None]]:
         """Claimed pending entries first; else wait for new ones and gather up to max_wait_ms."""
         s = self.settings
-        pending = await self._read(new=False, count=1000, block_ms=None)
-        batch = [e for e in pending if e[1] not in self._inflight][: s.max_batch]
-        if batch:
-            return batch
+        if self._claimed:
+            # Reading history bumps delivery counts, so only after a claim (see MAX_DELIVERIES).
+            self._claimed = False
+            pending = await self._read(new=False, count=1000, block_ms=None)
+            batch = [e for e in pending if e[1] not in self._inflight]
+            if batch:
+                self._claimed = len(batch) > s.max_batch
+                return batch[: s.max_batch]
         batch = await self._read(new=True, count=s.max_batch, block_ms=500)
         deadline = time.monotonic() + s.max_wait_ms / 1000
         while batch and len(batch) < s.max_batch:
