@@ -3,7 +3,9 @@
 - Enqueue is one Lua script: XLEN check + XADD, so a full stream answers
   RESOURCE_EXHAUSTED at once and nothing is ever trimmed away.
 - Each gateway reads its own reply stream with one blocking XREAD loop and
-  resolves the future of the job each result names: no polling per request.
+  hands each result to the call waiting for its job: no polling per request.
+  Progress events of a job arrive the same way, before its final result.
+- A call that gives up (cancelled, deadline) flags its job in ``le:cancel:{id}``.
 - The catalogue (model name -> ModelInfo) is what live workers published.
 """
 
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from latentedit import keys
@@ -37,7 +40,7 @@ class JobQueue:
         self.reply_stream = keys.reply_stream(gateway_id)
         self.max_queue = max_queue
         self._enqueue = self.redis.register_script(_ENQUEUE)
-        self._waiting: dict[str, asyncio.Future[jobs_pb2.JobResult]] = {}
+        self._waiting: dict[str, asyncio.Queue[jobs_pb2.JobResult]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._catalogue: dict[str, pb.ModelInfo] = {}
         self._alive: set[str] = set()
@@ -91,10 +94,24 @@ class JobQueue:
 
     async def submit(self, model: str, job: jobs_pb2.Job, timeout_s: float) -> jobs_pb2.JobResult:
         """Queue ``job`` on the model's stream and wait for its result for up to ``timeout_s``."""
+        async with contextlib.aclosing(self.submit_stream(model, job, timeout_s)) as events:
+            async for result in events:
+                if result.WhichOneof("outcome") != "progress":
+                    return result
+        raise AssertionError("unreachable: submit_stream ends with a final result")
+
+    async def submit_stream(
+        self, model: str, job: jobs_pb2.Job, timeout_s: float
+    ) -> AsyncGenerator[jobs_pb2.JobResult, None]:
+        """Queue ``job``; yield its progress results, then its final one.
+
+        If the caller stops iterating early (cancelled RPC, deadline), the job is
+        flagged cancelled so the worker stops it within a few steps.
+        """
         job.reply_to = self.reply_stream
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[jobs_pb2.JobResult] = loop.create_future()
-        self._waiting[job.id] = future
+        inbox: asyncio.Queue[jobs_pb2.JobResult] = asyncio.Queue()
+        self._waiting[job.id] = inbox
+        finished = False
         try:
             try:
                 added = await self._enqueue(
@@ -105,17 +122,27 @@ class JobQueue:
             except (RedisError, OSError) as exc:
                 raise Unavailable(f"the job queue (Redis) is unreachable: {exc}") from None
             if not added:
+                finished = True
                 raise ResourceExhausted(
                     f"the queue for model {model!r} is full ({self.max_queue} jobs); retry later"
                 )
-            try:
-                return await asyncio.wait_for(future, timeout_s)
-            except TimeoutError:
-                raise DeadlineExceeded(
-                    f"no result within {timeout_s:.1f}s (queue wait + processing)"
-                ) from None
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    result = await asyncio.wait_for(inbox.get(), deadline - time.monotonic())
+                except TimeoutError:
+                    raise DeadlineExceeded(
+                        f"no result within {timeout_s:.1f}s (queue wait + processing)"
+                    ) from None
+                finished = result.WhichOneof("outcome") != "progress"
+                yield result
+                if finished:
+                    return
         finally:
             self._waiting.pop(job.id, None)
+            if not finished:
+                with contextlib.suppress(RedisError, OSError):
+                    await self.redis.set(keys.cancelled(job.id), 1, ex=REPLY_TTL_S)
 
     async def _read_replies(self) -> None:
         last_id = "0-0"  # the stream is this gateway's alone; read from its start
@@ -140,9 +167,9 @@ class JobQueue:
                     except Exception:
                         log.exception("undecodable reply %s", entry_id)
                         continue
-                    future = self._waiting.get(result.job_id)
-                    if future is not None and not future.done():
-                        future.set_result(result)
+                    inbox = self._waiting.get(result.job_id)
+                    if inbox is not None:
+                        inbox.put_nowait(result)
             if done:
                 with contextlib.suppress(RedisError, OSError):
                     await self.redis.xdel(self.reply_stream, *done)

@@ -10,6 +10,7 @@ key                            type    what
 ``le:dirs:{model}``            hash    direction name -> Direction (with vector)
 ``le:dirvers:{model}``         hash    direction name -> version
 ``le:alive:{model}``           string  set while some worker serves the model
+``le:cancel:{job}``            string  the caller gave up: stop the job
 =============================  ======  =========================================
 """
 
@@ -54,3 +55,8 @@ def direction_versions(model: str) -> str:
 def model_alive(model: str) -> str:
     """string with a TTL, refreshed by every worker that serves ``model``."""
     return f"{PREFIX}:alive:{model}"
+
+
+def cancelled(job_id: str) -> str:
+    """string with a TTL: set by the gateway when the caller gave up on the job."""
+    return f"{PREFIX}:cancel:{job_id}"

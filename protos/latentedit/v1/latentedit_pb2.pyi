@@ -22,6 +22,11 @@ class ImageFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     IMAGE_FORMAT_JPEG: _ClassVar[ImageFormat]
     IMAGE_FORMAT_WEBP: _ClassVar[ImageFormat]
     IMAGE_FORMAT_RAW: _ClassVar[ImageFormat]
+
+class EditMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EDIT_MODE_RELATIVE: _ClassVar[EditMode]
+    EDIT_MODE_ABSOLUTE: _ClassVar[EditMode]
 DTYPE_UNSPECIFIED: DType
 DTYPE_FLOAT32: DType
 DTYPE_FLOAT64: DType
@@ -32,6 +37,8 @@ IMAGE_FORMAT_PNG: ImageFormat
 IMAGE_FORMAT_JPEG: ImageFormat
 IMAGE_FORMAT_WEBP: ImageFormat
 IMAGE_FORMAT_RAW: ImageFormat
+EDIT_MODE_RELATIVE: EditMode
+EDIT_MODE_ABSOLUTE: EditMode
 
 class Tensor(_message.Message):
     __slots__ = ("dtype", "shape", "data")
@@ -94,16 +101,18 @@ class Seeds(_message.Message):
     def __init__(self, seeds: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "seeds", "latents", "image_format")
+    __slots__ = ("model", "seeds", "latents", "image_format", "extras")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SEEDS_FIELD_NUMBER: _ClassVar[int]
     LATENTS_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    EXTRAS_FIELD_NUMBER: _ClassVar[int]
     model: str
     seeds: Seeds
     latents: Tensor
     image_format: ImageFormat
-    def __init__(self, model: _Optional[str] = ..., seeds: _Optional[_Union[Seeds, _Mapping]] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+    extras: CodeExtras
+    def __init__(self, model: _Optional[str] = ..., seeds: _Optional[_Union[Seeds, _Mapping]] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., extras: _Optional[_Union[CodeExtras, _Mapping]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("model_version", "latents", "images")
@@ -116,12 +125,22 @@ class GenerateResponse(_message.Message):
     def __init__(self, model_version: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ...) -> None: ...
 
 class DirectionStrength(_message.Message):
-    __slots__ = ("direction", "strength")
+    __slots__ = ("direction", "strength", "mode")
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
     STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     direction: str
     strength: float
-    def __init__(self, direction: _Optional[str] = ..., strength: _Optional[float] = ...) -> None: ...
+    mode: EditMode
+    def __init__(self, direction: _Optional[str] = ..., strength: _Optional[float] = ..., mode: _Optional[_Union[EditMode, str]] = ...) -> None: ...
+
+class CodeExtras(_message.Message):
+    __slots__ = ("residual", "tuning_ids")
+    RESIDUAL_FIELD_NUMBER: _ClassVar[int]
+    TUNING_IDS_FIELD_NUMBER: _ClassVar[int]
+    residual: Tensor
+    tuning_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, residual: _Optional[_Union[Tensor, _Mapping]] = ..., tuning_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Sweep(_message.Message):
     __slots__ = ("frames", "start", "stop")
@@ -134,18 +153,20 @@ class Sweep(_message.Message):
     def __init__(self, frames: _Optional[int] = ..., start: _Optional[float] = ..., stop: _Optional[float] = ...) -> None: ...
 
 class EditRequest(_message.Message):
-    __slots__ = ("model", "latents", "edits", "sweep", "image_format")
+    __slots__ = ("model", "latents", "edits", "sweep", "image_format", "extras")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LATENTS_FIELD_NUMBER: _ClassVar[int]
     EDITS_FIELD_NUMBER: _ClassVar[int]
     SWEEP_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    EXTRAS_FIELD_NUMBER: _ClassVar[int]
     model: str
     latents: Tensor
     edits: _containers.RepeatedCompositeFieldContainer[DirectionStrength]
     sweep: Sweep
     image_format: ImageFormat
-    def __init__(self, model: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., edits: _Optional[_Iterable[_Union[DirectionStrength, _Mapping]]] = ..., sweep: _Optional[_Union[Sweep, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+    extras: CodeExtras
+    def __init__(self, model: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., edits: _Optional[_Iterable[_Union[DirectionStrength, _Mapping]]] = ..., sweep: _Optional[_Union[Sweep, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., extras: _Optional[_Union[CodeExtras, _Mapping]] = ...) -> None: ...
 
 class EditResponse(_message.Message):
     __slots__ = ("model_version", "latents", "images", "multipliers", "directions")
@@ -162,7 +183,7 @@ class EditResponse(_message.Message):
     def __init__(self, model_version: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., multipliers: _Optional[_Iterable[float]] = ..., directions: _Optional[_Iterable[_Union[Direction, _Mapping]]] = ...) -> None: ...
 
 class ConditionalEditRequest(_message.Message):
-    __slots__ = ("model", "latents", "direction", "conditions", "strength", "sweep", "image_format")
+    __slots__ = ("model", "latents", "direction", "conditions", "strength", "sweep", "image_format", "extras")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LATENTS_FIELD_NUMBER: _ClassVar[int]
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +191,7 @@ class ConditionalEditRequest(_message.Message):
     STRENGTH_FIELD_NUMBER: _ClassVar[int]
     SWEEP_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    EXTRAS_FIELD_NUMBER: _ClassVar[int]
     model: str
     latents: Tensor
     direction: str
@@ -177,7 +199,8 @@ class ConditionalEditRequest(_message.Message):
     strength: float
     sweep: Sweep
     image_format: ImageFormat
-    def __init__(self, model: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., direction: _Optional[str] = ..., conditions: _Optional[_Iterable[str]] = ..., strength: _Optional[float] = ..., sweep: _Optional[_Union[Sweep, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+    extras: CodeExtras
+    def __init__(self, model: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., direction: _Optional[str] = ..., conditions: _Optional[_Iterable[str]] = ..., strength: _Optional[float] = ..., sweep: _Optional[_Union[Sweep, _Mapping]] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., extras: _Optional[_Union[CodeExtras, _Mapping]] = ...) -> None: ...
 
 class ConditionalEditResponse(_message.Message):
     __slots__ = ("model_version", "latents", "images", "multipliers", "projected_direction", "condition_cosines", "primary_cosine")
@@ -198,7 +221,7 @@ class ConditionalEditResponse(_message.Message):
     def __init__(self, model_version: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., multipliers: _Optional[_Iterable[float]] = ..., projected_direction: _Optional[_Union[Tensor, _Mapping]] = ..., condition_cosines: _Optional[_Iterable[float]] = ..., primary_cosine: _Optional[float] = ...) -> None: ...
 
 class InvertRequest(_message.Message):
-    __slots__ = ("model", "images", "method", "steps", "restarts", "seed", "prior_weight", "image_format")
+    __slots__ = ("model", "images", "method", "steps", "restarts", "seed", "prior_weight", "image_format", "target_psnr")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -207,6 +230,7 @@ class InvertRequest(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     PRIOR_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_PSNR_FIELD_NUMBER: _ClassVar[int]
     model: str
     images: _containers.RepeatedCompositeFieldContainer[Image]
     method: str
@@ -215,7 +239,30 @@ class InvertRequest(_message.Message):
     seed: int
     prior_weight: float
     image_format: ImageFormat
-    def __init__(self, model: _Optional[str] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., method: _Optional[str] = ..., steps: _Optional[int] = ..., restarts: _Optional[int] = ..., seed: _Optional[int] = ..., prior_weight: _Optional[float] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+    target_psnr: float
+    def __init__(self, model: _Optional[str] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., method: _Optional[str] = ..., steps: _Optional[int] = ..., restarts: _Optional[int] = ..., seed: _Optional[int] = ..., prior_weight: _Optional[float] = ..., image_format: _Optional[_Union[ImageFormat, str]] = ..., target_psnr: _Optional[float] = ...) -> None: ...
+
+class InvertProgress(_message.Message):
+    __slots__ = ("step", "total_steps", "loss", "psnr", "method")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_STEPS_FIELD_NUMBER: _ClassVar[int]
+    LOSS_FIELD_NUMBER: _ClassVar[int]
+    PSNR_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    total_steps: int
+    loss: float
+    psnr: _containers.RepeatedScalarFieldContainer[float]
+    method: str
+    def __init__(self, step: _Optional[int] = ..., total_steps: _Optional[int] = ..., loss: _Optional[float] = ..., psnr: _Optional[_Iterable[float]] = ..., method: _Optional[str] = ...) -> None: ...
+
+class InvertEvent(_message.Message):
+    __slots__ = ("progress", "result")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    progress: InvertProgress
+    result: InvertResponse
+    def __init__(self, progress: _Optional[_Union[InvertProgress, _Mapping]] = ..., result: _Optional[_Union[InvertResponse, _Mapping]] = ...) -> None: ...
 
 class CropBox(_message.Message):
     __slots__ = ("left", "top", "size")
@@ -228,7 +275,7 @@ class CropBox(_message.Message):
     def __init__(self, left: _Optional[int] = ..., top: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
 
 class InvertResponse(_message.Message):
-    __slots__ = ("model_version", "latents", "reconstructions", "psnr", "steps", "seconds", "method", "crops")
+    __slots__ = ("model_version", "latents", "reconstructions", "psnr", "steps", "seconds", "method", "crops", "ssim", "extras", "methods", "tuning_bytes")
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     LATENTS_FIELD_NUMBER: _ClassVar[int]
     RECONSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
@@ -237,6 +284,10 @@ class InvertResponse(_message.Message):
     SECONDS_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     CROPS_FIELD_NUMBER: _ClassVar[int]
+    SSIM_FIELD_NUMBER: _ClassVar[int]
+    EXTRAS_FIELD_NUMBER: _ClassVar[int]
+    METHODS_FIELD_NUMBER: _ClassVar[int]
+    TUNING_BYTES_FIELD_NUMBER: _ClassVar[int]
     model_version: str
     latents: Tensor
     reconstructions: _containers.RepeatedCompositeFieldContainer[Image]
@@ -245,7 +296,11 @@ class InvertResponse(_message.Message):
     seconds: float
     method: str
     crops: _containers.RepeatedCompositeFieldContainer[CropBox]
-    def __init__(self, model_version: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., reconstructions: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., psnr: _Optional[_Iterable[float]] = ..., steps: _Optional[int] = ..., seconds: _Optional[float] = ..., method: _Optional[str] = ..., crops: _Optional[_Iterable[_Union[CropBox, _Mapping]]] = ...) -> None: ...
+    ssim: _containers.RepeatedScalarFieldContainer[float]
+    extras: CodeExtras
+    methods: _containers.RepeatedScalarFieldContainer[str]
+    tuning_bytes: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, model_version: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., reconstructions: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., psnr: _Optional[_Iterable[float]] = ..., steps: _Optional[int] = ..., seconds: _Optional[float] = ..., method: _Optional[str] = ..., crops: _Optional[_Iterable[_Union[CropBox, _Mapping]]] = ..., ssim: _Optional[_Iterable[float]] = ..., extras: _Optional[_Union[CodeExtras, _Mapping]] = ..., methods: _Optional[_Iterable[str]] = ..., tuning_bytes: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Direction(_message.Message):
     __slots__ = ("id", "model", "name", "method", "params", "version", "created_unix_ms", "model_version", "vector", "metrics")
@@ -286,7 +341,7 @@ class Direction(_message.Message):
     def __init__(self, id: _Optional[str] = ..., model: _Optional[str] = ..., name: _Optional[str] = ..., method: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., version: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., model_version: _Optional[str] = ..., vector: _Optional[_Union[Tensor, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class DiscoverDirectionsRequest(_message.Message):
-    __slots__ = ("model", "method", "top_k", "name_prefix", "params")
+    __slots__ = ("model", "method", "top_k", "name_prefix", "params", "latents", "scores", "scorer", "samples", "seed")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -299,12 +354,22 @@ class DiscoverDirectionsRequest(_message.Message):
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     NAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    LATENTS_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    SCORER_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
     model: str
     method: str
     top_k: int
     name_prefix: str
     params: _containers.ScalarMap[str, str]
-    def __init__(self, model: _Optional[str] = ..., method: _Optional[str] = ..., top_k: _Optional[int] = ..., name_prefix: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    latents: Tensor
+    scores: Tensor
+    scorer: str
+    samples: int
+    seed: int
+    def __init__(self, model: _Optional[str] = ..., method: _Optional[str] = ..., top_k: _Optional[int] = ..., name_prefix: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., scores: _Optional[_Union[Tensor, _Mapping]] = ..., scorer: _Optional[str] = ..., samples: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class DiscoverDirectionsResponse(_message.Message):
     __slots__ = ("model_version", "directions")
@@ -366,3 +431,67 @@ class PutDirectionRequest(_message.Message):
     method: str
     params: _containers.ScalarMap[str, str]
     def __init__(self, model: _Optional[str] = ..., name: _Optional[str] = ..., vector: _Optional[_Union[Tensor, _Mapping]] = ..., method: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ScoreRequest(_message.Message):
+    __slots__ = ("model", "latents", "images", "scorers")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LATENTS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    SCORERS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    latents: Tensor
+    images: ImageList
+    scorers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., images: _Optional[_Union[ImageList, _Mapping]] = ..., scorers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ImageList(_message.Message):
+    __slots__ = ("images",)
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    images: _containers.RepeatedCompositeFieldContainer[Image]
+    def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ...) -> None: ...
+
+class ScoreResponse(_message.Message):
+    __slots__ = ("model_version", "scorers", "scores")
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SCORERS_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    model_version: str
+    scorers: _containers.RepeatedScalarFieldContainer[str]
+    scores: Tensor
+    def __init__(self, model_version: _Optional[str] = ..., scorers: _Optional[_Iterable[str]] = ..., scores: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+
+class AnalyzeRequest(_message.Message):
+    __slots__ = ("model", "directions", "scorers", "samples", "strength", "seed")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DIRECTIONS_FIELD_NUMBER: _ClassVar[int]
+    SCORERS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    directions: _containers.RepeatedScalarFieldContainer[str]
+    scorers: _containers.RepeatedScalarFieldContainer[str]
+    samples: int
+    strength: float
+    seed: int
+    def __init__(self, model: _Optional[str] = ..., directions: _Optional[_Iterable[str]] = ..., scorers: _Optional[_Iterable[str]] = ..., samples: _Optional[int] = ..., strength: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class AnalyzeResponse(_message.Message):
+    __slots__ = ("model_version", "directions", "scorers", "cosine", "correlation", "rescoring", "rescoring_std", "score_std")
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DIRECTIONS_FIELD_NUMBER: _ClassVar[int]
+    SCORERS_FIELD_NUMBER: _ClassVar[int]
+    COSINE_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_FIELD_NUMBER: _ClassVar[int]
+    RESCORING_FIELD_NUMBER: _ClassVar[int]
+    RESCORING_STD_FIELD_NUMBER: _ClassVar[int]
+    SCORE_STD_FIELD_NUMBER: _ClassVar[int]
+    model_version: str
+    directions: _containers.RepeatedScalarFieldContainer[str]
+    scorers: _containers.RepeatedScalarFieldContainer[str]
+    cosine: Tensor
+    correlation: Tensor
+    rescoring: Tensor
+    rescoring_std: Tensor
+    score_std: Tensor
+    def __init__(self, model_version: _Optional[str] = ..., directions: _Optional[_Iterable[str]] = ..., scorers: _Optional[_Iterable[str]] = ..., cosine: _Optional[_Union[Tensor, _Mapping]] = ..., correlation: _Optional[_Union[Tensor, _Mapping]] = ..., rescoring: _Optional[_Union[Tensor, _Mapping]] = ..., rescoring_std: _Optional[_Union[Tensor, _Mapping]] = ..., score_std: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...

@@ -84,6 +84,21 @@ class LatentEditorStub:
                 request_serializer=latentedit_dot_v1_dot_latentedit__pb2.PutDirectionRequest.SerializeToString,
                 response_deserializer=latentedit_dot_v1_dot_latentedit__pb2.Direction.FromString,
                 _registered_method=True)
+        self.Score = channel.unary_unary(
+                '/latentedit.v1.LatentEditor/Score',
+                request_serializer=latentedit_dot_v1_dot_latentedit__pb2.ScoreRequest.SerializeToString,
+                response_deserializer=latentedit_dot_v1_dot_latentedit__pb2.ScoreResponse.FromString,
+                _registered_method=True)
+        self.Analyze = channel.unary_unary(
+                '/latentedit.v1.LatentEditor/Analyze',
+                request_serializer=latentedit_dot_v1_dot_latentedit__pb2.AnalyzeRequest.SerializeToString,
+                response_deserializer=latentedit_dot_v1_dot_latentedit__pb2.AnalyzeResponse.FromString,
+                _registered_method=True)
+        self.InvertStream = channel.unary_stream(
+                '/latentedit.v1.LatentEditor/InvertStream',
+                request_serializer=latentedit_dot_v1_dot_latentedit__pb2.InvertRequest.SerializeToString,
+                response_deserializer=latentedit_dot_v1_dot_latentedit__pb2.InvertEvent.FromString,
+                _registered_method=True)
 
 
 class LatentEditorServicer:
@@ -156,6 +171,28 @@ class LatentEditorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Score(self, request, context):
+        """Score latents (rendered first) or images with the model's named scorers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Analyze(self, request, context):
+        """Entanglement report and re-scoring matrix for directions x scorers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InvertStream(self, request, context):
+        """Invert with progress: progress events while it runs, then the result.
+        Cancelling the call stops the work within a few steps.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LatentEditorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -208,6 +245,21 @@ def add_LatentEditorServicer_to_server(servicer, server):
                     servicer.PutDirection,
                     request_deserializer=latentedit_dot_v1_dot_latentedit__pb2.PutDirectionRequest.FromString,
                     response_serializer=latentedit_dot_v1_dot_latentedit__pb2.Direction.SerializeToString,
+            ),
+            'Score': grpc.unary_unary_rpc_method_handler(
+                    servicer.Score,
+                    request_deserializer=latentedit_dot_v1_dot_latentedit__pb2.ScoreRequest.FromString,
+                    response_serializer=latentedit_dot_v1_dot_latentedit__pb2.ScoreResponse.SerializeToString,
+            ),
+            'Analyze': grpc.unary_unary_rpc_method_handler(
+                    servicer.Analyze,
+                    request_deserializer=latentedit_dot_v1_dot_latentedit__pb2.AnalyzeRequest.FromString,
+                    response_serializer=latentedit_dot_v1_dot_latentedit__pb2.AnalyzeResponse.SerializeToString,
+            ),
+            'InvertStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.InvertStream,
+                    request_deserializer=latentedit_dot_v1_dot_latentedit__pb2.InvertRequest.FromString,
+                    response_serializer=latentedit_dot_v1_dot_latentedit__pb2.InvertEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -480,6 +532,87 @@ class LatentEditor:
             '/latentedit.v1.LatentEditor/PutDirection',
             latentedit_dot_v1_dot_latentedit__pb2.PutDirectionRequest.SerializeToString,
             latentedit_dot_v1_dot_latentedit__pb2.Direction.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Score(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/latentedit.v1.LatentEditor/Score',
+            latentedit_dot_v1_dot_latentedit__pb2.ScoreRequest.SerializeToString,
+            latentedit_dot_v1_dot_latentedit__pb2.ScoreResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Analyze(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/latentedit.v1.LatentEditor/Analyze',
+            latentedit_dot_v1_dot_latentedit__pb2.AnalyzeRequest.SerializeToString,
+            latentedit_dot_v1_dot_latentedit__pb2.AnalyzeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InvertStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/latentedit.v1.LatentEditor/InvertStream',
+            latentedit_dot_v1_dot_latentedit__pb2.InvertRequest.SerializeToString,
+            latentedit_dot_v1_dot_latentedit__pb2.InvertEvent.FromString,
             options,
             channel_credentials,
             insecure,
