@@ -25,9 +25,19 @@ from latentedit.errors import (
 
 from .async_client import AsyncClient
 from .sync_client import Client
-from .types import ConditionallyEdited, Direction, Edited, Generated, Inverted, ModelInfo
+from .types import (
+    Analysis,
+    ConditionallyEdited,
+    Direction,
+    Edited,
+    Generated,
+    Inverted,
+    ModelInfo,
+    Scores,
+)
 
 __all__ = [
+    "Analysis",
     "AsyncClient",
     "Cancelled",
     "Client",
@@ -43,5 +53,6 @@ __all__ = [
     "ModelInfo",
     "NotFound",
     "ResourceExhausted",
+    "Scores",
     "Unavailable",
 ]

@@ -14,11 +14,21 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 import numpy as np
+from latentedit.codec import from_pil_or_array, to_tensor
 from latentedit.errors import LatentEditError, Unavailable, error_for
 from latentedit.v1 import latentedit_pb2 as pb
 
 from . import _wire as w
-from .types import ConditionallyEdited, Direction, Edited, Generated, Inverted, ModelInfo
+from .types import (
+    Analysis,
+    ConditionallyEdited,
+    Direction,
+    Edited,
+    Generated,
+    Inverted,
+    ModelInfo,
+    Scores,
+)
 
 T = TypeVar("T")
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -100,12 +110,12 @@ class ClientBase:
 
     @staticmethod
     def _op_edit(
-        model: str, latents: Any, edits: w.Edits, sweep: w.Sweep, image_format: str
+        model: str, latents: Any, edits: w.Edits, sweep: w.Sweep, image_format: str, mode: str
     ) -> Op[Edited]:
         req = pb.EditRequest(
             model=model,
             latents=w.latents_tensor(latents),
-            edits=w.edit_terms(edits),
+            edits=w.edit_terms(edits, mode),
             sweep=w.sweep_msg(sweep),
             image_format=w.image_format(image_format),
         )
@@ -147,17 +157,67 @@ class ClientBase:
 
     @staticmethod
     def _op_discover(
-        model: str, method: str, top_k: int, name_prefix: str, params: dict[str, str] | None
+        model: str,
+        method: str,
+        top_k: int,
+        name_prefix: str,
+        params: dict[str, str] | None,
+        latents: Any,
+        scores: Any,
+        scorer: str,
+        samples: int,
+        seed: int,
     ) -> Op[list[Direction]]:
         req = pb.DiscoverDirectionsRequest(
-            model=model, method=method, top_k=top_k, name_prefix=name_prefix, params=params or {}
+            model=model,
+            method=method,
+            top_k=top_k,
+            name_prefix=name_prefix,
+            params=params or {},
+            scorer=scorer,
+            samples=samples,
+            seed=seed,
         )
+        if latents is not None:
+            req.latents.CopyFrom(w.latents_tensor(latents))
+        if scores is not None:
+            req.scores.CopyFrom(to_tensor(np.asarray(scores, np.float64).reshape(-1)))
         return Op(
             "DiscoverDirections",
             req,
             lambda r: [w.direction(d) for d in r.directions],
             idempotent=False,
         )
+
+    @staticmethod
+    def _op_score(
+        model: str, latents: Any, images: Sequence[Any] | None, scorers: Sequence[str]
+    ) -> Op[Scores]:
+        req = pb.ScoreRequest(model=model, scorers=list(scorers))
+        if images is not None:
+            req.images.images.extend(from_pil_or_array(i) for i in images)
+        else:
+            req.latents.CopyFrom(w.latents_tensor(latents))
+        return Op("Score", req, w.scores)
+
+    @staticmethod
+    def _op_analyze(
+        model: str,
+        directions: Sequence[str],
+        scorers: Sequence[str],
+        samples: int,
+        strength: float,
+        seed: int,
+    ) -> Op[Analysis]:
+        req = pb.AnalyzeRequest(
+            model=model,
+            directions=list(directions),
+            scorers=list(scorers),
+            samples=samples,
+            strength=strength,
+            seed=seed,
+        )
+        return Op("Analyze", req, w.analysis)
 
     @staticmethod
     def _op_directions(model: str, include_vectors: bool) -> Op[list[Direction]]:

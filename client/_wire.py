@@ -10,9 +10,20 @@ from latentedit.codec import FORMAT_NAMES, from_pil_or_array, from_tensor, to_pi
 from latentedit.errors import InvalidArgument
 from latentedit.v1 import latentedit_pb2 as pb
 
-from .types import ConditionallyEdited, Direction, Edited, Generated, Inverted, ModelInfo
+from .types import (
+    Analysis,
+    ConditionallyEdited,
+    Direction,
+    Edited,
+    Generated,
+    Inverted,
+    ModelInfo,
+    Scores,
+)
 
-Edits = Mapping[str, float] | Sequence[tuple[str, float]]
+# {name: alpha}, or (name, alpha) / (name, alpha, "relative" | "absolute") terms.
+Edits = Mapping[str, float] | Sequence[tuple[str, float] | tuple[str, float, str]]
+MODES = {"relative": pb.EDIT_MODE_RELATIVE, "absolute": pb.EDIT_MODE_ABSOLUTE}
 Sweep = tuple[int, float, float] | None  # (frames, start, stop)
 
 
@@ -36,9 +47,34 @@ def sweep_msg(sweep: Sweep) -> pb.Sweep | None:
     return pb.Sweep(frames=int(frames), start=float(start), stop=float(stop))
 
 
-def edit_terms(edits: Edits) -> list[pb.DirectionStrength]:
-    items = edits.items() if isinstance(edits, Mapping) else edits
-    return [pb.DirectionStrength(direction=d, strength=float(s)) for d, s in items]
+def edit_terms(edits: Edits, mode: str = "relative") -> list[pb.DirectionStrength]:
+    items = list(edits.items()) if isinstance(edits, Mapping) else list(edits)
+    terms = []
+    for item in items:
+        name, strength, term_mode = (*item, mode) if len(item) == 2 else item
+        if term_mode not in MODES:
+            raise InvalidArgument(f"edit mode {term_mode!r}; choose from {sorted(MODES)}")
+        terms.append(
+            pb.DirectionStrength(direction=name, strength=float(strength), mode=MODES[term_mode])
+        )
+    return terms
+
+
+def scores(r: pb.ScoreResponse) -> Scores:
+    return Scores(r.model_version, list(r.scorers), from_tensor(r.scores))
+
+
+def analysis(r: pb.AnalyzeResponse) -> Analysis:
+    return Analysis(
+        r.model_version,
+        list(r.directions),
+        list(r.scorers),
+        from_tensor(r.cosine),
+        from_tensor(r.correlation),
+        from_tensor(r.rescoring),
+        from_tensor(r.rescoring_std),
+        from_tensor(r.score_std),
+    )
 
 
 def model_info(m: pb.ModelInfo) -> ModelInfo:

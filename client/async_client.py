@@ -12,7 +12,16 @@ from latentedit.v1 import latentedit_pb2_grpc as pb_grpc
 
 from . import _wire as w
 from ._base import ClientBase, Op, backoff_s, channel_options, to_error
-from .types import ConditionallyEdited, Direction, Edited, Generated, Inverted, ModelInfo
+from .types import (
+    Analysis,
+    ConditionallyEdited,
+    Direction,
+    Edited,
+    Generated,
+    Inverted,
+    ModelInfo,
+    Scores,
+)
 
 T = TypeVar("T")
 
@@ -75,6 +84,7 @@ class AsyncClient(ClientBase):
         edits: w.Edits,
         *,
         sweep: w.Sweep = None,
+        mode: str = "relative",
         image_format: str = "png",
         timeout: float | None = None,
     ) -> Edited:
@@ -82,7 +92,9 @@ class AsyncClient(ClientBase):
 
         ``edits`` maps direction name -> alpha; ``sweep`` = (frames, t_start, t_stop).
         """
-        return await self._call(self._op_edit(model, latents, edits, sweep, image_format), timeout)
+        return await self._call(
+            self._op_edit(model, latents, edits, sweep, image_format, mode), timeout
+        )
 
     async def conditional_edit(
         self,
@@ -129,12 +141,50 @@ class AsyncClient(ClientBase):
         top_k: int = 5,
         name_prefix: str = "",
         params: dict[str, str] | None = None,
+        latents: Any = None,
+        scores: Any = None,
+        scorer: str = "",
+        samples: int = 0,
+        seed: int = 0,
         timeout: float | None = None,
     ) -> list[Direction]:
-        """Find and store directions; returns them with their vectors."""
-        return await self._call(
-            self._op_discover(model, method, top_k, name_prefix, params), timeout
+        """Find and store directions; returns them with their vectors.
+
+        ``sefa`` and ``ganspace`` store ``top_k`` directions ``<prefix>_NN``;
+        ``interfacegan`` learns one boundary from ``latents`` (N, d) + ``scores`` (N,),
+        or from ``samples`` codes scored by the model's ``scorer``.
+        """
+        op = self._op_discover(
+            model, method, top_k, name_prefix, params, latents, scores, scorer, samples, seed
         )
+        return await self._call(op, timeout)
+
+    async def score(
+        self,
+        model: str,
+        latents: Any = None,
+        *,
+        images: Sequence[Any] | None = None,
+        scorers: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> Scores:
+        """Score latents (N, d) (rendered first) or images with named scorers (empty: all)."""
+        return await self._call(self._op_score(model, latents, images, scorers), timeout)
+
+    async def analyze(
+        self,
+        model: str,
+        directions: Sequence[str],
+        scorers: Sequence[str] = (),
+        *,
+        samples: int = 64,
+        strength: float = 3.0,
+        seed: int = 0,
+        timeout: float | None = None,
+    ) -> Analysis:
+        """Cosines between directions, score correlations, and the re-scoring matrix."""
+        op = self._op_analyze(model, directions, scorers, samples, strength, seed)
+        return await self._call(op, timeout)
 
     async def directions(
         self, model: str, *, include_vectors: bool = False, timeout: float | None = None

@@ -68,3 +68,32 @@ class Inverted:
     seconds: float
     method: str
     crops: list[tuple[int, int, int]]  # (left, top, size) of the square used, per image
+
+
+@dataclass(frozen=True)
+class Scores:
+    model_version: str
+    scorers: list[str]
+    scores: np.ndarray  # (N, S) float64, column j from scorers[j]
+
+    def __getitem__(self, scorer: str) -> np.ndarray:
+        """(N,) scores of one scorer."""
+        return self.scores[:, self.scorers.index(scorer)]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Entanglement report and re-scoring matrix (rows: directions, columns: scorers)."""
+
+    model_version: str
+    directions: list[str]
+    scorers: list[str]
+    cosine: np.ndarray  # (D, D) cosine similarity of the directions
+    correlation: np.ndarray  # (S, S) correlation of the scores over the samples
+    rescoring: np.ndarray  # (D, S) mean (s(z + a n) - s(z - a n)) / 2
+    rescoring_std: np.ndarray  # (D, S)
+    score_std: np.ndarray  # (S,) spread of each score over the samples
+
+    def relative_rescoring(self) -> np.ndarray:
+        """(D, S) re-scoring in units of each score's standard deviation."""
+        return self.rescoring / np.where(self.score_std > 0, self.score_std, 1.0)

@@ -56,6 +56,12 @@ def _worker(args: argparse.Namespace) -> None:
     if args.models:
         settings.models = args.models.split(",")
         settings.__post_init__()
+    for spec in args.scorer:
+        model, _, rest = spec.partition(":")
+        name, _, path = rest.partition("=")
+        if not (model and name and path):
+            raise SystemExit(f"--scorer wants MODEL:NAME=PATH, got {spec!r}")
+        settings.scorer_files.setdefault(model, {})[name] = path
     asyncio.run(serve(settings))
 
 
@@ -144,6 +150,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--max-render-batch", type=int, default=64, help="images per generator pass")
     p.add_argument("--metrics-port", type=int, default=0)
+    p.add_argument(
+        "--scorer",
+        action="append",
+        default=[],
+        metavar="MODEL:NAME=PATH",
+        help="register an operator's TorchScript scorer (images (N,3,H,W) in [-1,1] -> (N,))",
+    )
     p.set_defaults(func=_worker)
 
     p = sub.add_parser("demo", help="drive a stack through the SDK and write out/demo.png")

@@ -13,14 +13,14 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from latentedit import validate
-from latentedit.errors import InvalidArgument, LatentEditError
+from latentedit.errors import InvalidArgument, LatentEditError, error_for
 from latentedit.server.job_queue import JobQueue
 from latentedit.server.settings import GatewaySettings
 from latentedit.v1 import jobs_pb2
@@ -67,24 +67,11 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
         try:
             info = await self.queue.model(_require_model(model))
             check(info)
-            remaining = context.time_remaining()
-            timeout = min(
-                remaining if remaining is not None else self.settings.default_timeout_s,
-                self.settings.max_timeout_s,
-            )
-            job = jobs_pb2.Job(
-                id=uuid.uuid4().hex,
-                deadline_unix_ms=int((time.time() + timeout) * 1000),
-                enqueued_unix_ms=int(time.time() * 1000),
-            )
+            job, timeout = self._job(context)
             getattr(job, kind).CopyFrom(request)
             result = await self.queue.submit(model, job, timeout)
             if result.HasField("error"):
-                code = grpc.StatusCode.UNKNOWN
-                for c in grpc.StatusCode:
-                    if c.value[0] == result.error.code:
-                        code = c
-                await context.abort(code, result.error.message)
+                raise error_for(result.error.code, result.error.message)
             return getattr(result, result.WhichOneof("outcome"))
         except LatentEditError as err:
             code = err.code
@@ -92,6 +79,20 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
         finally:
             RPCS.labels(rpc, code.name).inc()
             LATENCY.labels(rpc).observe(time.perf_counter() - start)
+
+    def _job(self, context: grpc.aio.ServicerContext) -> tuple[jobs_pb2.Job, float]:
+        """A new job carrying the caller's deadline (or the default), and that timeout in s."""
+        remaining = context.time_remaining()
+        timeout = min(
+            remaining if remaining is not None else self.settings.default_timeout_s,
+            self.settings.max_timeout_s,
+        )
+        job = jobs_pb2.Job(
+            id=uuid.uuid4().hex,
+            deadline_unix_ms=int((time.time() + timeout) * 1000),
+            enqueued_unix_ms=int(time.time() * 1000),
+        )
+        return job, timeout
 
     # ---- RPCs ------------------------------------------------------------------------------
 
@@ -162,7 +163,11 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
             "discover",
             request,
             lambda info: validate.discover(
-                request, list(info.discover_methods), info.latent_dim, self.limits
+                request,
+                list(info.discover_methods),
+                info.latent_dim,
+                list(info.scorers),
+                self.limits,
             ),
         )
 
@@ -200,6 +205,60 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
             request,
             lambda info: validate.put_direction(request, info.latent_dim),
         )
+
+    async def Score(
+        self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ScoreResponse:
+        return await self._run(
+            "Score",
+            context,
+            request.model,
+            "score",
+            request,
+            lambda info: validate.score(request, info.latent_dim, list(info.scorers), self.limits),
+        )
+
+    async def Analyze(
+        self, request: pb.AnalyzeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AnalyzeResponse:
+        return await self._run(
+            "Analyze",
+            context,
+            request.model,
+            "analyze",
+            request,
+            lambda info: validate.analyze(request, list(info.scorers), self.limits),
+        )
+
+    async def InvertStream(
+        self, request: pb.InvertRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.InvertEvent]:
+        """Progress events, then the result; a cancelled call cancels the job."""
+        start = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            info = await self.queue.model(_require_model(request.model))
+            validate.invert(request, list(info.invert_methods), self.limits)
+            job, timeout = self._job(context)
+            job.invert.CopyFrom(request)
+            job.stream_progress = True
+            async with contextlib.aclosing(
+                self.queue.submit_stream(request.model, job, timeout)
+            ) as events:
+                async for result in events:
+                    outcome = result.WhichOneof("outcome")
+                    if outcome == "progress":
+                        yield pb.InvertEvent(progress=result.progress)
+                    elif outcome == "invert":
+                        yield pb.InvertEvent(result=result.invert)
+                    else:
+                        raise error_for(result.error.code, result.error.message)
+        except LatentEditError as err:
+            code = err.code
+            await context.abort(err.code, err.message)
+        finally:
+            RPCS.labels("InvertStream", code.name).inc()
+            LATENCY.labels("InvertStream").observe(time.perf_counter() - start)
 
     async def _model_of(self, direction_id: str, context: grpc.aio.ServicerContext) -> str:
         try:

@@ -2,9 +2,10 @@
 
 Render jobs (Generate, Edit, ConditionalEdit) are planned one by one (latents
 worked out, directions looked up), then fused into one generator pass for the
-whole batch and split back. Invert jobs with the same step budget are
-optimised together. A job that fails gets its own error; the rest of the batch
-goes on.
+whole batch and split back. Edits are relative (z + t alpha n) or absolute
+(signed distance t alpha from the boundary through the origin). Invert jobs
+with the same step budget are optimised together. A job that fails gets its
+own error; the rest of the batch goes on.
 """
 
 from __future__ import annotations
@@ -25,17 +26,19 @@ from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.validate import Limits
 from latentedit.workers import latent_math as lm
 from latentedit.workers.direction_store import DirectionStore
+from latentedit.workers.discovery import DISCOVER_METHODS, Discovery, ModelTools
 from latentedit.workers.methods import invert as inv
-from latentedit.workers.methods.sefa import sefa
 from latentedit.workers.models.runtime import LoadedModel, from_uint8, to_uint8
+from latentedit.workers.scorers import Scorer, scorers_for
+
+__all__ = ["DISCOVER_METHODS", "HEAVY_KINDS", "INVERT_METHODS", "JobRunner", "error_result"]
 
 log = logging.getLogger(__name__)
 
 RENDER_KINDS = ("generate", "edit", "conditional_edit")
 # Jobs that take seconds or more run in the worker's heavy lane, beside the render lane.
-HEAVY_KINDS = ("invert", "discover")
+HEAVY_KINDS = ("invert", "discover", "analyze")
 INVERT_METHODS = ("optimize",)
-DISCOVER_METHODS = ("sefa",)
 
 
 Publish = Callable[[jobs_pb2.Job, jobs_pb2.JobResult], Awaitable[None]]
@@ -62,10 +65,23 @@ def _encode_all(pixels: np.ndarray, fmt: pb.ImageFormat) -> list[pb.Image]:
 class JobRunner:
     """Runs batches of jobs against loaded models and the direction store."""
 
-    def __init__(self, models: dict[str, LoadedModel], store: DirectionStore, limits: Limits):
+    def __init__(
+        self,
+        models: dict[str, LoadedModel],
+        store: DirectionStore,
+        limits: Limits,
+        extra_scorers: dict[str, dict[str, Scorer]] | None = None,
+    ):
         self.models = models
         self.store = store
         self.limits = limits
+        self.tools = {
+            name: ModelTools(
+                m, {**scorers_for(name, m.generator), **(extra_scorers or {}).get(name, {})}
+            )
+            for name, m in models.items()
+        }
+        self.discovery = Discovery(self.tools, store, limits)
 
     async def run_batch(self, model_name: str, jobs: list[jobs_pb2.Job], publish: Publish) -> None:
         """Run ``jobs`` of one model and ``publish`` each result as soon as it is ready.
@@ -167,8 +183,18 @@ class JobRunner:
     async def _plan_edit(self, model: LoadedModel, job_id: str, req: pb.EditRequest) -> RenderPlan:
         z, names, strengths, ts = validate.edit(req, model.latent_dim, self.limits)
         dirs = await self.store.get_many(model.name, names)
-        offset = lm.combine(np.stack([d.vector for d in dirs]), strengths)
+        vectors = np.stack([d.vector for d in dirs])
+        absolute = np.array([e.mode == pb.EDIT_MODE_ABSOLUTE for e in req.edits])
+        offset = lm.combine(vectors[~absolute], strengths[~absolute])
         edited = lm.apply_edit(z, offset, ts)
+        if absolute.any():
+            # Absolute terms hold exactly in the result: distance t * alpha from each boundary.
+            targets = ts[None, :, None] * strengths[absolute][None, None, :]
+            edited = lm.place_at_distances(
+                edited,
+                vectors[absolute],
+                np.broadcast_to(targets, (*edited.shape[:2], int(absolute.sum()))),
+            )
 
         def finish(pixels: np.ndarray) -> jobs_pb2.JobResult:
             return jobs_pb2.JobResult(
@@ -327,7 +353,14 @@ class JobRunner:
     async def _single(self, model: LoadedModel, job: jobs_pb2.Job) -> jobs_pb2.JobResult:
         kind = job.WhichOneof("request")
         if kind == "discover":
-            return await self._discover(model, job.id, job.discover)
+            resp = await self.discovery.discover(model.name, job.discover)
+            return jobs_pb2.JobResult(job_id=job.id, discover=resp)
+        if kind == "score":
+            score = await self.discovery.score(model.name, job.score)
+            return jobs_pb2.JobResult(job_id=job.id, score=score)
+        if kind == "analyze":
+            report = await self.discovery.analyze(model.name, job.analyze)
+            return jobs_pb2.JobResult(job_id=job.id, analyze=report)
         if kind == "list_directions":
             dirs = await self.store.list(model.name, job.list_directions.include_vectors)
             return jobs_pb2.JobResult(
@@ -352,28 +385,3 @@ class JobRunner:
             )
             return jobs_pb2.JobResult(job_id=job.id, direction=msg)
         raise InvalidArgument(f"unknown job kind {kind!r}")
-
-    async def _discover(
-        self, model: LoadedModel, job_id: str, req: pb.DiscoverDirectionsRequest
-    ) -> jobs_pb2.JobResult:
-        method, top_k, prefix = validate.discover(
-            req, list(DISCOVER_METHODS), model.latent_dim, self.limits
-        )
-        vectors, eigenvalues = sefa(model.first_projection().cpu().numpy(), top_k)
-        stored = []
-        for i, (vector, value) in enumerate(zip(vectors, eigenvalues, strict=True)):
-            stored.append(
-                await self.store.put(
-                    model.name,
-                    f"{prefix}_{i:02d}",
-                    vector,
-                    method,
-                    model.version,
-                    params={"rank": str(i), "layer": model.spec.first_projection},
-                    metrics={"eigenvalue": float(value)},
-                )
-            )
-        return jobs_pb2.JobResult(
-            job_id=job_id,
-            discover=pb.DiscoverDirectionsResponse(model_version=model.version, directions=stored),
-        )

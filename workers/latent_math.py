@@ -78,6 +78,30 @@ def project_out(primary: np.ndarray, conditions: np.ndarray) -> np.ndarray:
     return unit(projected)
 
 
+def place_at_distances(
+    latents: np.ndarray, normals: np.ndarray, distances: np.ndarray
+) -> np.ndarray:
+    """Move codes to given signed distances from hyperplanes n_j . z = 0 (absolute edits).
+
+    The smallest move that satisfies all M constraints at once:
+    z' = z + N^T (N N^T)^-1 (t - N z); for one direction InterFaceGAN's z + (t - n.z) n.
+
+    Args:
+        latents: (..., d).
+        normals: (M, d) unit rows, linearly independent.
+        distances: (..., M) target signed distances.
+    Returns:
+        (..., d) float32.
+    """
+    n = np.asarray(normals, np.float64)
+    z = np.asarray(latents, np.float64)
+    gram = n @ n.T
+    if np.linalg.matrix_rank(gram) < len(n):
+        raise InvalidArgument("absolute edits need linearly independent directions")
+    gap = np.asarray(distances, np.float64) - z @ n.T  # (..., M)
+    return (z + np.linalg.solve(gram, gap[..., None])[..., 0] @ n).astype(np.float32)
+
+
 def cosines(vector: np.ndarray, others: np.ndarray) -> np.ndarray:
     """Cosine of (d,) with each row of (M, d) -> (M,)."""
     v = unit(vector)

@@ -39,6 +39,7 @@ from latentedit.workers.jobs import (
 )
 from latentedit.workers.models.registry import MODELS, get_spec
 from latentedit.workers.models.runtime import LoadedModel, load_model
+from latentedit.workers.scorers import load_torchscript_scorer
 from prometheus_client import Counter, Histogram, start_http_server
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -68,6 +69,7 @@ class WorkerSettings:
     max_render_batch: int = 64  # images per generator forward pass
     worker_id: str = ""
     metrics_port: int = 0  # 0: no /metrics endpoint
+    scorer_files: dict[str, dict[str, str]] = field(default_factory=dict)  # model -> name -> .pt
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -79,7 +81,7 @@ class WorkerSettings:
             raise ValueError("max_batch and max_render_batch must be >= 1, max_wait_ms >= 0")
 
 
-def model_info(model: LoadedModel, settings: WorkerSettings) -> pb.ModelInfo:
+def model_info(model: LoadedModel, settings: WorkerSettings, scorers: list[str]) -> pb.ModelInfo:
     return pb.ModelInfo(
         name=model.name,
         version=model.version,
@@ -88,6 +90,7 @@ def model_info(model: LoadedModel, settings: WorkerSettings) -> pb.ModelInfo:
         description=model.spec.description,
         invert_methods=list(INVERT_METHODS),
         discover_methods=list(DISCOVER_METHODS),
+        scorers=sorted(scorers),
         max_batch=settings.limits.max_latents,
     )
 
@@ -103,7 +106,11 @@ class Worker:
             for name in settings.models
         }
         self.redis = Redis.from_url(settings.redis_url)
-        self.runner = JobRunner(self.models, DirectionStore(self.redis), settings.limits)
+        extra = {
+            model: {name: load_torchscript_scorer(path, name) for name, path in files.items()}
+            for model, files in settings.scorer_files.items()
+        }
+        self.runner = JobRunner(self.models, DirectionStore(self.redis), settings.limits, extra)
         self.streams = {keys.job_stream(name): name for name in self.models}
         self._stop = asyncio.Event()
         self._entries: dict[str, tuple[str, bytes]] = {}  # job id -> (stream, entry id)
@@ -121,7 +128,7 @@ class Worker:
             with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
                 await self.redis.xgroup_create(stream, keys.WORKER_GROUP, id="0", mkstream=True)
         for model in self.models.values():
-            info = model_info(model, self.settings)
+            info = model_info(model, self.settings, list(self.runner.tools[model.name].scorers))
             await self.redis.hset(keys.MODELS, model.name, info.SerializeToString())
         await self._heartbeat_once()
 

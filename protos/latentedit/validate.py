@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from latentedit import keys
-from latentedit.codec import latents_from, probe_image
-from latentedit.errors import InvalidArgument
+from latentedit.codec import from_tensor, latents_from, probe_image
+from latentedit.errors import InvalidArgument, NotFound
 from latentedit.v1 import latentedit_pb2 as pb
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
@@ -29,6 +29,8 @@ class Limits:
     max_restarts: int = 64
     max_pixels: int = 4096 * 4096  # per input image, checked from the header
     max_top_k: int = 512
+    max_samples: int = 100_000  # discovery / analysis samples
+    max_directions: int = 64  # per Analyze
 
 
 def name(value: str, field: str = "name") -> str:
@@ -94,7 +96,34 @@ def edit(
         raise InvalidArgument("edits: at least one direction is needed")
     names = direction_names([e.direction for e in req.edits], req.model, "edits.direction")
     strengths = np.array([finite(e.strength, "edits.strength") for e in req.edits])
+    if len(set(names)) != len(names):
+        raise InvalidArgument("edits: each direction may appear once")
+    for e in req.edits:
+        if e.mode not in (pb.EDIT_MODE_RELATIVE, pb.EDIT_MODE_ABSOLUTE):
+            raise InvalidArgument(f"edits.mode: unknown mode {e.mode}")
+    extras(req.extras, len(z))
     return z, names, strengths, sweep(req.sweep, len(z), limits)
+
+
+def extras(msg: pb.CodeExtras, rows: int) -> tuple[np.ndarray | None, list[str]]:
+    """Residual (rows, ...) or None, and per-row tuning ids (empty strings for none)."""
+    residual = None
+    if msg.HasField("residual"):
+        residual = from_tensor(msg.residual, "extras.residual")
+        if residual.ndim < 2 or residual.shape[0] != rows or residual.dtype.kind != "f":
+            raise InvalidArgument(
+                f"extras.residual: expected a float tensor with {rows} rows, "
+                f"got {residual.dtype.name} {tuple(residual.shape)}"
+            )
+        if not np.isfinite(residual).all():
+            raise InvalidArgument("extras.residual: non-finite values")
+    ids = list(msg.tuning_ids)
+    if ids and len(ids) != rows:
+        raise InvalidArgument(f"extras.tuning_ids: {len(ids)} ids for {rows} latents")
+    for i in ids:
+        if i and not NAME_RE.match(i):
+            raise InvalidArgument(f"extras.tuning_ids: malformed id {i!r}")
+    return residual, ids or [""] * rows
 
 
 def conditional_edit(
@@ -110,6 +139,7 @@ def conditional_edit(
     if len(names) - 1 >= dim:
         raise InvalidArgument(f"{len(names) - 1} conditions leave no freedom in {dim} dimensions")
     strength = finite(req.strength, "strength") or 1.0
+    extras(req.extras, len(z))
     return z, names, strength, sweep(req.sweep, len(z), limits)
 
 
@@ -132,22 +162,125 @@ def invert(req: pb.InvertRequest, methods: list[str], limits: Limits) -> str:
         )
     if req.prior_weight < 0 or not np.isfinite(req.prior_weight):
         raise InvalidArgument("prior_weight must be finite and >= 0")
+    if not 0 <= req.target_psnr <= 100 or not np.isfinite(req.target_psnr):
+        raise InvalidArgument("target_psnr must be in 0..100 dB (0: default)")
     for i, image in enumerate(req.images):
         probe_image(image, limits.max_pixels, f"images[{i}]")
     return method
 
 
 def discover(
-    req: pb.DiscoverDirectionsRequest, methods: list[str], dim: int, limits: Limits
+    req: pb.DiscoverDirectionsRequest,
+    methods: list[str],
+    dim: int,
+    scorers: list[str],
+    limits: Limits,
 ) -> tuple[str, int, str]:
-    """-> method, top_k, name prefix."""
+    """-> method, top_k, name prefix. InterFaceGAN needs latents + scores, or a scorer."""
     method = req.method or "sefa"
     if method not in methods:
         raise InvalidArgument(f"method {method!r} is not available; choose from {methods}")
     top_k = req.top_k or 5
     if not 1 <= top_k <= min(dim, limits.max_top_k):
         raise InvalidArgument(f"top_k: {top_k}; allowed 1..{min(dim, limits.max_top_k)}")
-    return method, top_k, name(req.name_prefix or method, "name_prefix")
+    if not 0 <= req.samples <= limits.max_samples:
+        raise InvalidArgument(f"samples: {req.samples}; allowed 0 (default) ..{limits.max_samples}")
+    for key, value in req.params.items():
+        param(key, value)
+    prefix = req.name_prefix or method
+    if method == "interfacegan":
+        has_data = req.HasField("latents") or req.HasField("scores")
+        if has_data == bool(req.scorer):
+            raise InvalidArgument("interfacegan needs either latents + scores, or a scorer name")
+        if has_data:
+            z = latents_from(req.latents, dim, limits.max_samples)
+            scores = from_tensor(req.scores, "scores").reshape(-1)
+            if scores.shape[0] != z.shape[0] or not np.isfinite(scores).all():
+                raise InvalidArgument(
+                    f"scores: need {z.shape[0]} finite values, got {scores.shape[0]}"
+                )
+            if z.shape[0] < 20:
+                raise InvalidArgument(
+                    f"interfacegan needs at least 20 scored latents, got {z.shape[0]}"
+                )
+        else:
+            scorer_names([req.scorer], scorers)
+            prefix = req.name_prefix or req.scorer
+    return method, top_k, name(prefix, "name_prefix")
+
+
+_PARAMS = {"ratio": (1e-4, 0.5), "split": (0.05, 0.95)}
+_TEXT_PARAMS = {"layer", "space"}
+
+
+def param(key: str, value: str) -> str | float:
+    """Discovery params: ratio in (0, 0.5], split in (0, 1), layer / space as text."""
+    if key in _TEXT_PARAMS:
+        return value
+    if key not in _PARAMS:
+        raise InvalidArgument(
+            f"params: unknown key {key!r}; known: {sorted([*_PARAMS, *_TEXT_PARAMS])}"
+        )
+    try:
+        number = float(value)
+    except ValueError:
+        raise InvalidArgument(f"params.{key}: {value!r} is not a number") from None
+    low, high = _PARAMS[key]
+    if not low <= number <= high:
+        raise InvalidArgument(f"params.{key}: {number} outside [{low}, {high}]")
+    return number
+
+
+def scorer_names(asked: list[str], available: list[str]) -> list[str]:
+    """Asked scorer names (empty: all available); NotFound lists what the model has."""
+    if not asked:
+        if not available:
+            raise InvalidArgument("this model has no scorers")
+        return list(available)
+    unknown = [a for a in asked if a not in available]
+    if unknown:
+        raise NotFound(f"unknown scorer(s) {unknown}; this model has {available}")
+    if len(set(asked)) != len(asked):
+        raise InvalidArgument("scorers: each scorer may appear once")
+    return list(asked)
+
+
+def score(req: pb.ScoreRequest, dim: int, available: list[str], limits: Limits) -> list[str]:
+    """Checks the source (latents or image headers); -> scorer names."""
+    source = req.WhichOneof("source")
+    if source == "latents":
+        latents_from(req.latents, dim, limits.max_latents)
+    elif source == "images":
+        if not 1 <= len(req.images.images) <= limits.max_latents:
+            raise InvalidArgument(
+                f"images: {len(req.images.images)}; allowed 1..{limits.max_latents}"
+            )
+        for i, image in enumerate(req.images.images):
+            probe_image(image, limits.max_pixels, f"images[{i}]")
+    else:
+        raise InvalidArgument("score needs latents or images")
+    return scorer_names(list(req.scorers), available)
+
+
+def analyze(
+    req: pb.AnalyzeRequest, available: list[str], limits: Limits
+) -> tuple[list[str], list[str], int, float]:
+    """-> direction names, scorer names, samples, strength."""
+    if not 1 <= len(req.directions) <= limits.max_directions:
+        raise InvalidArgument(
+            f"directions: {len(req.directions)}; allowed 1..{limits.max_directions}"
+        )
+    names = direction_names(list(req.directions), req.model, "directions")
+    if len(set(names)) != len(names):
+        raise InvalidArgument("directions: each direction may appear once")
+    scorers = scorer_names(list(req.scorers), available)
+    samples = req.samples or 64
+    if not 2 <= samples <= min(limits.max_samples, 4096):
+        raise InvalidArgument(f"samples: {samples}; allowed 2..{min(limits.max_samples, 4096)}")
+    strength = finite(req.strength, "strength") or 3.0
+    if strength <= 0:
+        raise InvalidArgument("strength must be > 0")
+    return names, scorers, samples, strength
 
 
 def direction_id(value: str, field: str = "id") -> tuple[str, str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from latentedit.errors import NotFound
 from latentedit.workers.models.dcgan import DCGANGenerator
+from latentedit.workers.models.shapes import SHAPES_SPEC_KWARGS, ShapesGenerator
 from torch import nn
 
 
@@ -36,10 +37,12 @@ class ModelSpec:
     weights: PackagedWeights | None  # None: the architecture is procedural
     first_projection: str  # state-dict name of the first linear map's weight (SeFa)
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    ganspace_layer: str = ""  # module whose activations GANSpace decomposes; "": first projection
 
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "dcgan": DCGANGenerator,
+    "shapes": ShapesGenerator,
 }
 
 MODELS: dict[str, ModelSpec] = {
@@ -61,6 +64,7 @@ MODELS: dict[str, ModelSpec] = {
             first_projection="main.0.weight",
             arch_kwargs={"latent_dim": 100, "channels": 3, "width": 64},
         ),
+        ModelSpec(**SHAPES_SPEC_KWARGS),
     ]
 }
 

@@ -1,0 +1,264 @@
+"""Scoring, direction discovery (SeFa, InterFaceGAN, GANSpace) and the analysis report.
+
+All of it runs on the worker, on one loaded model: latents are rendered in
+chunks, scored by the model's named scorers, and directions found are stored
+in the direction store. Blocking torch / scikit-learn work runs in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from latentedit import validate
+from latentedit.codec import decode_image, from_tensor, latents_from, to_tensor
+from latentedit.errors import InvalidArgument
+from latentedit.v1 import latentedit_pb2 as pb
+from latentedit.validate import Limits
+from latentedit.workers import latent_math as lm
+from latentedit.workers.direction_store import DirectionStore
+from latentedit.workers.methods.ganspace import ganspace, layer_sampler
+from latentedit.workers.methods.interfacegan import train_boundary
+from latentedit.workers.methods.invert import preprocess
+from latentedit.workers.methods.sefa import sefa
+from latentedit.workers.models.runtime import LoadedModel, from_uint8
+from latentedit.workers.scorers import Scorer
+
+log = logging.getLogger(__name__)
+
+DISCOVER_METHODS = ("sefa", "interfacegan", "ganspace")
+INTERFACEGAN_SAMPLES = 2000
+GANSPACE_SAMPLES = 5000
+
+
+@dataclass
+class ModelTools:
+    """A loaded model with its scorers (built-in plus operator TorchScript files)."""
+
+    model: LoadedModel
+    scorers: dict[str, Scorer] = field(default_factory=dict)
+
+    def score_latents(self, latents: np.ndarray, names: list[str], chunk: int = 256) -> np.ndarray:
+        """latents (N, d) -> scores (N, S) float64; renders only for scorers that need images."""
+        scorers = [self.scorers[n] for n in names]
+        need_images = any(s.needs_images for s in scorers)
+        out = []
+        for start in range(0, len(latents), chunk):
+            z = torch.from_numpy(np.ascontiguousarray(latents[start : start + chunk])).float()
+            images = None
+            if need_images:
+                with torch.inference_mode():
+                    images = self.model.forward(z).cpu()
+            out.append(
+                np.stack([s(images, z).double().numpy() for s in scorers], axis=1)
+                if scorers
+                else np.zeros((len(z), 0))
+            )
+        return np.concatenate(out) if out else np.zeros((0, len(names)))
+
+    def score_images(self, images: torch.Tensor, names: list[str]) -> np.ndarray:
+        """images (N, 3, H, W) in [-1, 1] -> (N, S); scorers that need latents are refused."""
+        needs = [n for n in names if self.scorers[n].needs_latents]
+        if needs:
+            raise InvalidArgument(f"scorer(s) {needs} need latents, not images")
+        return np.stack([self.scorers[n](images, None).double().numpy() for n in names], axis=1)
+
+
+class Discovery:
+    def __init__(self, tools: dict[str, ModelTools], store: DirectionStore, limits: Limits):
+        self.tools = tools
+        self.store = store
+        self.limits = limits
+
+    # ---- Score --------------------------------------------------------------------------
+
+    async def score(self, name: str, req: pb.ScoreRequest) -> pb.ScoreResponse:
+        tools = self.tools[name]
+        model = tools.model
+        names = validate.score(req, model.latent_dim, sorted(tools.scorers), self.limits)
+        if req.WhichOneof("source") == "latents":
+            z = latents_from(req.latents, model.latent_dim, self.limits.max_latents)
+            scores = await asyncio.to_thread(tools.score_latents, z, names)
+        else:
+            pixels = np.stack(
+                [
+                    preprocess(
+                        decode_image(img, self.limits.max_pixels, f"images[{i}]"),
+                        model.spec.resolution,
+                    )[0]
+                    for i, img in enumerate(req.images.images)
+                ]
+            )
+            scores = await asyncio.to_thread(tools.score_images, from_uint8(pixels), names)
+        return pb.ScoreResponse(
+            model_version=model.version, scorers=names, scores=to_tensor(scores)
+        )
+
+    # ---- DiscoverDirections ----------------------------------------------------------------
+
+    async def discover(
+        self, name: str, req: pb.DiscoverDirectionsRequest
+    ) -> pb.DiscoverDirectionsResponse:
+        tools = self.tools[name]
+        model = tools.model
+        method, top_k, prefix = validate.discover(
+            req, list(DISCOVER_METHODS), model.latent_dim, sorted(tools.scorers), self.limits
+        )
+        params = {k: str(validate.param(k, v)) for k, v in req.params.items()}
+        found: list[tuple[str, np.ndarray, dict[str, str], dict[str, float]]]
+        if method == "sefa":
+            found = await asyncio.to_thread(self._sefa, model, top_k, prefix)
+        elif method == "interfacegan":
+            found = [await asyncio.to_thread(self._interfacegan, tools, req, prefix, params)]
+        else:
+            found = await asyncio.to_thread(self._ganspace, model, req, top_k, prefix, params)
+        stored = [
+            await self.store.put(model.name, n, v, method, model.version, p, m)
+            for n, v, p, m in found
+        ]
+        return pb.DiscoverDirectionsResponse(model_version=model.version, directions=stored)
+
+    @staticmethod
+    def _sefa(
+        model: LoadedModel, top_k: int, prefix: str
+    ) -> list[tuple[str, np.ndarray, dict[str, str], dict[str, float]]]:
+        vectors, eigenvalues = sefa(model.first_projection().cpu().numpy(), top_k)
+        return [
+            (
+                f"{prefix}_{i:02d}",
+                v,
+                {"rank": str(i), "layer": model.spec.first_projection},
+                {"eigenvalue": float(e)},
+            )
+            for i, (v, e) in enumerate(zip(vectors, eigenvalues, strict=True))
+        ]
+
+    def _interfacegan(
+        self,
+        tools: ModelTools,
+        req: pb.DiscoverDirectionsRequest,
+        prefix: str,
+        params: dict[str, str],
+    ) -> tuple[str, np.ndarray, dict[str, str], dict[str, float]]:
+        model = tools.model
+        if req.scorer:
+            n = req.samples or INTERFACEGAN_SAMPLES
+            rng = np.random.default_rng(req.seed)
+            z = rng.standard_normal((n, model.latent_dim)).astype(np.float32)
+            scores = tools.score_latents(z, [req.scorer])[:, 0]
+            source = {"scorer": req.scorer, "samples": str(n)}
+        else:
+            z = latents_from(req.latents, model.latent_dim, self.limits.max_samples)
+            scores = from_tensor(req.scores, "scores").reshape(-1).astype(np.float64)
+            source = {"scorer": "client", "samples": str(len(z))}
+        ratio = float(params.get("ratio", 0.02))
+        split = float(params.get("split", 0.7))
+        boundary = train_boundary(z, scores, ratio=ratio, split=split, seed=req.seed)
+        return (
+            prefix,
+            boundary.normal,
+            {**source, "ratio": str(ratio), "split": str(split), "seed": str(req.seed)},
+            {
+                "val_accuracy": boundary.val_accuracy,
+                "remaining_accuracy": boundary.remaining_accuracy,
+                "n_train": float(boundary.n_train),
+                "n_val": float(boundary.n_val),
+            },
+        )
+
+    def _ganspace(
+        self,
+        model: LoadedModel,
+        req: pb.DiscoverDirectionsRequest,
+        top_k: int,
+        prefix: str,
+        params: dict[str, str],
+    ) -> list[tuple[str, np.ndarray, dict[str, str], dict[str, float]]]:
+        space = params.get("space", "activation")
+        if space not in ("activation", "latent"):
+            raise InvalidArgument(f"params.space: {space!r}; use 'activation' or 'latent'")
+        default_layer = model.spec.ganspace_layer or model.spec.first_projection.rsplit(".", 1)[0]
+        layer = params.get("layer", default_layer) if space == "activation" else None
+        n = req.samples or GANSPACE_SAMPLES
+        if n <= top_k:
+            raise InvalidArgument(f"samples ({n}) must exceed top_k ({top_k})")
+        sampler = layer_sampler(model.generator, layer, model.latent_dim, model.device)
+        result = ganspace(
+            sampler,
+            n,
+            top_k,
+            batch_size=256,
+            seed=req.seed,
+            space="latent" if layer is None else "activation",
+        )
+        return [
+            (
+                f"{prefix}_{i:02d}",
+                v,
+                {
+                    "rank": str(i),
+                    "layer": layer or "latent",
+                    "samples": str(n),
+                    "seed": str(req.seed),
+                },
+                {"std": float(sd), "explained_variance_ratio": float(ev)},
+            )
+            for i, (v, sd, ev) in enumerate(
+                zip(result.components, result.stds, result.explained_variance_ratio, strict=True)
+            )
+        ]
+
+    # ---- Analyze ----------------------------------------------------------------------------
+
+    async def analyze(self, name: str, req: pb.AnalyzeRequest) -> pb.AnalyzeResponse:
+        tools = self.tools[name]
+        names, scorer_names, samples, strength = validate.analyze(
+            req, sorted(tools.scorers), self.limits
+        )
+        dirs = await self.store.get_many(name, names)
+        vectors = np.stack([d.vector for d in dirs])
+        report = await asyncio.to_thread(
+            analysis, tools, vectors, scorer_names, samples, strength, req.seed
+        )
+        return pb.AnalyzeResponse(
+            model_version=tools.model.version,
+            directions=names,
+            scorers=scorer_names,
+            **{k: to_tensor(v) for k, v in report.items()},
+        )
+
+
+def analysis(
+    tools: ModelTools,
+    vectors: np.ndarray,
+    scorers: list[str],
+    samples: int,
+    strength: float,
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """InterFaceGAN's entanglement measures and SeFa's re-scoring, on ``samples`` seeded codes.
+
+    Returns cosine (D, D), correlation (S, S), rescoring and rescoring_std (D, S): the mean
+    and spread of (s(z + a n) - s(z - a n)) / 2, and score_std (S,).
+    """
+    z = np.random.default_rng(seed).standard_normal((samples, vectors.shape[1])).astype(np.float32)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    base = tools.score_latents(z, scorers)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(base, rowvar=False).reshape(len(scorers), len(scorers))
+    changes = []
+    for n in unit:
+        plus = tools.score_latents(lm.apply_edit(z, strength * n, np.ones(1))[:, 0], scorers)
+        minus = tools.score_latents(lm.apply_edit(z, -strength * n, np.ones(1))[:, 0], scorers)
+        changes.append((plus - minus) / 2)
+    delta = np.stack(changes)  # (D, N, S)
+    return {
+        "cosine": unit @ unit.T,
+        "correlation": np.nan_to_num(corr),  # a constant score correlates with nothing
+        "rescoring": delta.mean(1),
+        "rescoring_std": delta.std(1),
+        "score_std": base.std(0),
+    }
