@@ -1,4 +1,4 @@
-"""``latentedit`` command line: up | gateway | worker | demo.
+"""``latentedit`` command line: up | gateway | worker | demo | report.
 
 ``latentedit up`` runs a whole stack on one machine (a private redis-server
 unless ``--redis-url``, one gateway, N workers) until Ctrl-C. ``gateway`` and
@@ -109,6 +109,33 @@ def _demo(args: argparse.Namespace) -> None:
         run_demo(args.target, args.out)
 
 
+def _report(args: argparse.Namespace) -> None:
+    from latentedit.deploy.report import run_report
+
+    split = lambda text: [t for t in text.split(",") if t]  # noqa: E731
+
+    def go(target: str) -> None:
+        run_report(
+            target,
+            args.model,
+            split(args.directions),
+            split(args.scorers),
+            args.out,
+            samples=args.samples,
+            strength=args.strength,
+            seed=args.seed,
+            discover=args.discover,
+        )
+
+    if args.with_stack:
+        from latentedit.deploy.stack import Stack, StackConfig
+
+        with Stack(StackConfig(workers=1, port=0, log_dir="out/logs")) as stack:
+            go(stack.target)
+    else:
+        go(args.target)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="latentedit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -165,6 +192,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--with-stack", action="store_true", help="start a private stack for the demo")
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("report", help="re-scoring matrix of directions x scorers, printed + drawn")
+    p.add_argument("--target", default="127.0.0.1:50051")
+    p.add_argument("--model", default="shapes")
+    p.add_argument("--directions", default="", help="comma-separated; default: the discovered ones")
+    p.add_argument("--scorers", default="", help="comma-separated; default: all of the model's")
+    p.add_argument(
+        "--discover",
+        default="",
+        choices=["", "interfacegan", "sefa", "ganspace"],
+        help="discover directions first (interfacegan: one per scorer)",
+    )
+    p.add_argument("--samples", type=int, default=128)
+    p.add_argument("--strength", type=float, default=3.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="out/rescoring.png")
+    p.add_argument("--with-stack", action="store_true", help="start a private stack for it")
+    p.set_defaults(func=_report)
 
     args = parser.parse_args(argv)
     _setup_logging(args.log_level)
