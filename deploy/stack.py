@@ -67,11 +67,15 @@ class Stack:
         out = None
         if self.config.log_dir:
             Path(self.config.log_dir).mkdir(parents=True, exist_ok=True)
-            out = open(Path(self.config.log_dir) / f"{name}.log", "ab")  # noqa: SIM115 (child owns it)
+            out = open(Path(self.config.log_dir) / f"{name}.log", "ab")  # noqa: SIM115
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        return subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT if out else None, env=env
-        )
+        try:
+            return subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT if out else None, env=env
+            )
+        finally:
+            if out is not None:
+                out.close()  # the child holds its own copy
 
     def start_redis(self) -> None:
         exe = shutil.which("redis-server")

@@ -30,6 +30,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 
 log = logging.getLogger(__name__)
 
+DEADLINE_MARGIN_S = 0.05
 SERVICE = pb.DESCRIPTOR.services_by_name["LatentEditor"].full_name
 RPCS = Counter("latentedit_gateway_rpcs_total", "RPCs answered", ["rpc", "code"])
 LATENCY = Histogram(
@@ -87,6 +88,8 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
             remaining if remaining is not None else self.settings.default_timeout_s,
             self.settings.max_timeout_s,
         )
+        # Answer a little before the caller's deadline, so the caller gets our message.
+        timeout = max(timeout - DEADLINE_MARGIN_S, 0.001)
         job = jobs_pb2.Job(
             id=uuid.uuid4().hex,
             deadline_unix_ms=int((time.time() + timeout) * 1000),

@@ -112,6 +112,10 @@ def probe_image(msg: pb.Image, max_pixels: int, field: str = "image") -> tuple[i
     try:
         with PILImage.open(io.BytesIO(msg.data)) as img:
             w, h = img.size
+    except PILImage.DecompressionBombError as exc:
+        raise InvalidArgument(
+            f"{field}: image exceeds the cap of {max_pixels} pixels ({exc})"
+        ) from None
     except Exception as exc:  # Pillow raises many types for garbage bytes
         raise InvalidArgument(f"{field}: bytes are not a decodable image ({exc})") from None
     if w * h > max_pixels:
