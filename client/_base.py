@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 import numpy as np
+
 from latentedit.codec import from_pil_or_array, to_tensor
 from latentedit.errors import LatentEditError, Unavailable, error_for
 from latentedit.v1 import latentedit_pb2 as pb

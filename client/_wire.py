@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from latentedit.codec import FORMAT_NAMES, from_pil_or_array, from_tensor, to_pil, to_tensor
 from latentedit.errors import InvalidArgument
 from latentedit.v1 import latentedit_pb2 as pb

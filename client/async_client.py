@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import grpc
+
 from latentedit.v1 import latentedit_pb2_grpc as pb_grpc
 
 from . import _wire as w

@@ -12,9 +12,10 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from latentedit.client import Client
 from PIL import Image, ImageDraw
 from rich.progress import Progress
+
+from latentedit.client import Client
 
 log = logging.getLogger(__name__)
 

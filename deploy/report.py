@@ -12,10 +12,11 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from latentedit.client import Analysis, Client
 from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
+
+from latentedit.client import Analysis, Client
 
 log = logging.getLogger(__name__)
 CELL = 56

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from latentedit.errors import Unavailable
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.v1 import latentedit_pb2_grpc as pb_grpc

@@ -19,6 +19,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import Counter, Histogram, start_http_server
+
 from latentedit import validate
 from latentedit.errors import InvalidArgument, LatentEditError, error_for
 from latentedit.server.job_queue import JobQueue
@@ -26,7 +28,6 @@ from latentedit.server.settings import GatewaySettings
 from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.v1 import latentedit_pb2_grpc as pb_grpc
-from prometheus_client import Counter, Histogram, start_http_server
 
 log = logging.getLogger(__name__)
 

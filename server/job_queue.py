@@ -18,12 +18,13 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
 from latentedit import keys
 from latentedit.errors import DeadlineExceeded, NotFound, ResourceExhausted, Unavailable
 from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 

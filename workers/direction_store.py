@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
+from redis.asyncio import Redis
+
 from latentedit import keys, validate
 from latentedit.codec import from_tensor, to_tensor
 from latentedit.errors import NotFound
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.workers.latent_math import unit
-from redis.asyncio import Redis
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
 from latentedit import validate
 from latentedit.codec import decode_image, from_tensor, latents_from, to_tensor
 from latentedit.errors import InvalidArgument

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from latentedit import validate
 from latentedit.codec import decode_image, encode_image, to_tensor
 from latentedit.errors import DeadlineExceeded, Internal, InvalidArgument, LatentEditError

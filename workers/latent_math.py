@@ -7,6 +7,7 @@ Directions are float64 unit vectors of shape (d,); latents are (N, d).
 from __future__ import annotations
 
 import numpy as np
+
 from latentedit.errors import InvalidArgument
 
 _RANK_TOL = 1e-6  # relative singular-value tolerance for "dependent conditions"

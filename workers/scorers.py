@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from latentedit.errors import InvalidArgument, NotFound
 from torch import Tensor, nn
+
+from latentedit.errors import InvalidArgument, NotFound
 
 ScoreFn = Callable[[Tensor | None, Tensor | None], Tensor]
 

@@ -24,6 +24,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from prometheus_client import Counter, Histogram, start_http_server
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
 from latentedit import keys
 from latentedit.errors import Internal
 from latentedit.v1 import jobs_pb2
@@ -40,9 +44,6 @@ from latentedit.workers.jobs import (
 from latentedit.workers.models.registry import MODELS, get_spec
 from latentedit.workers.models.runtime import LoadedModel, load_model
 from latentedit.workers.scorers import load_torchscript_scorer
-from prometheus_client import Counter, Histogram, start_http_server
-from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from latentedit.client import Client
 from latentedit.deploy.stack import Stack, StackConfig
 from latentedit.errors import LatentEditError

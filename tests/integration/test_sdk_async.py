@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from latentedit.client import AsyncClient, Client, InvalidArgument, NotFound
 from latentedit.deploy.stack import Stack
 

@@ -14,11 +14,12 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
+from PIL import Image
+
 from latentedit.client import Client, InvalidArgument, NotFound, ResourceExhausted
 from latentedit.deploy.stack import Stack
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.v1 import latentedit_pb2_grpc as pb_grpc
-from PIL import Image
 
 MODEL = "dcgan-faces"
 LATENT_DIM = 100

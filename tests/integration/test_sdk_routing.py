@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from latentedit.client import Client, Unavailable
 from latentedit.deploy.stack import Stack, free_port
 

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
 from latentedit.client import Client, Generated
 from latentedit.deploy.stack import Stack, free_port
-from PIL import Image
 
 MODEL = "dcgan-faces"
 CLIENTS = 8

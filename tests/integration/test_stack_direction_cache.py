@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+
 from latentedit.client import Client, NotFound
 from latentedit.deploy.stack import Stack
 

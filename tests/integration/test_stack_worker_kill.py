@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import redis
+
 from latentedit import keys
 from latentedit.client import Client
 from latentedit.deploy.stack import Stack

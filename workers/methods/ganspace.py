@@ -21,9 +21,10 @@ from typing import Literal
 
 import numpy as np
 import torch
-from latentedit.errors import InvalidArgument
 from sklearn.decomposition import IncrementalPCA
 from torch import Tensor, nn
+
+from latentedit.errors import InvalidArgument
 
 SampleFn = Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray | None]]
 """(rng, n) -> latents (n, d) and activations (n, ...) (None allowed in latent mode)."""

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.svm import SVC
+
 from latentedit.errors import InvalidArgument
 from latentedit.workers.latent_math import unit
-from sklearn.svm import SVC
 
 
 @dataclass(frozen=True)

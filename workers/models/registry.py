@@ -10,10 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from torch import nn
+
 from latentedit.errors import NotFound
 from latentedit.workers.models.dcgan import DCGANGenerator
 from latentedit.workers.models.shapes import SHAPES_SPEC_KWARGS, ShapesGenerator
-from torch import nn
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor, nn
+
 from latentedit.errors import Unavailable
 from latentedit.workers.models.registry import ARCHITECTURES, ModelSpec, PackagedWeights
-from torch import Tensor, nn
 
 log = logging.getLogger(__name__)
 

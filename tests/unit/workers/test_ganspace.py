@@ -9,12 +9,13 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.linalg import subspace_angles
+
 from latentedit.errors import InvalidArgument
 from latentedit.workers.methods.ganspace import ganspace, layer_sampler
 from latentedit.workers.methods.sefa import sefa
 from latentedit.workers.models.runtime import first_projection_matrix
 from latentedit.workers.models.shapes import ShapesGenerator
-from scipy.linalg import subspace_angles
 
 log = logging.getLogger(__name__)
 

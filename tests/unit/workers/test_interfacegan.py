@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+
 from latentedit.errors import InvalidArgument
 from latentedit.workers.latent_math import apply_edit, project_out
 from latentedit.workers.methods.interfacegan import (

@@ -11,6 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from torch import Tensor, nn
+
 from latentedit.errors import InvalidArgument, NotFound
 from latentedit.workers.methods.interfacegan import train_boundary
 from latentedit.workers.models.dcgan import DCGANGenerator
@@ -27,7 +29,6 @@ from latentedit.workers.scorers import (
     scorers_for,
     warmth,
 )
-from torch import Tensor, nn
 
 PROXIES = {"brightness", "warmth", "background_green", "asymmetry"}
 

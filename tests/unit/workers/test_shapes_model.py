@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+
 from latentedit.workers.models.registry import ARCHITECTURES, ModelSpec
 from latentedit.workers.models.runtime import load_model
 from latentedit.workers.models.shapes import (
