@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import tempfile
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -43,7 +45,7 @@ def in_process(batch_sizes: list[int], images: int) -> dict[int, float]:
 
 def through_service(config: StackConfig, clients: int, requests: int, rows: int, fmt: str) -> float:
     """images/s with ``clients`` concurrent SDK clients, ``requests`` calls each."""
-    with Stack(config) as stack:
+    with tempfile.TemporaryDirectory() as logs, Stack(replace(config, log_dir=logs)) as stack:
         barrier = threading.Barrier(clients + 1)
         errors: list[BaseException] = []
 
