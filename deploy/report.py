@@ -112,7 +112,7 @@ def run_report(
         if discover == "interfacegan":
             names = scorers or list({m.name: m for m in client.models()}[model].scorers)
             for s in names:
-                client.discover(model, "interfacegan", scorer=s, samples=4000, seed=seed)
+                client.discover(model, "interfacegan", scorer=s, seed=seed)
             directions = directions or names
         elif discover:
             found = client.discover(model, discover, top_k=len(directions) or 6, seed=seed)

@@ -31,7 +31,9 @@ from latentedit.workers.scorers import Scorer
 log = logging.getLogger(__name__)
 
 DISCOVER_METHODS = ("sefa", "interfacegan", "ganspace")
-INTERFACEGAN_SAMPLES = 2000
+# Default samples for InterFaceGAN from a scorer: latent-only (exact) scorers cost nothing per
+# sample, so take many (the direction's accuracy grows with them); image scorers must render.
+INTERFACEGAN_SAMPLES = {"latent": 20_000, "image": 5_000}
 GANSPACE_SAMPLES = 5000
 
 
@@ -146,7 +148,8 @@ class Discovery:
     ) -> tuple[str, np.ndarray, dict[str, str], dict[str, float]]:
         model = tools.model
         if req.scorer:
-            n = req.samples or INTERFACEGAN_SAMPLES
+            kind = "image" if tools.scorers[req.scorer].needs_images else "latent"
+            n = req.samples or INTERFACEGAN_SAMPLES[kind]
             rng = np.random.default_rng(req.seed)
             z = rng.standard_normal((n, model.latent_dim)).astype(np.float32)
             scores = tools.score_latents(z, [req.scorer])[:, 0]

@@ -31,7 +31,7 @@ _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 @dataclass(frozen=True)
 class Scorer:
-    """A named scorer: ``scorer(images, latents) -> (N,) float32`` on the CPU.
+    """A named scorer: ``scorer(images, latents) -> (N,) float64`` on the CPU.
 
     Attributes:
         name: registry name, e.g. ``"brightness"``.
@@ -50,7 +50,7 @@ class Scorer:
     exact: bool = False
 
     def __call__(self, images: Tensor | None = None, latents: Tensor | None = None) -> Tensor:
-        """images (N, 3, H, W) in [-1, 1] and/or latents (N, d) -> scores (N,) float32 CPU."""
+        """images (N, 3, H, W) in [-1, 1] and/or latents (N, d) -> scores (N,) float64 CPU."""
         if self.needs_images and images is None:
             raise InvalidArgument(f"scorer {self.name!r} needs images")
         if self.needs_latents and latents is None:
@@ -72,7 +72,7 @@ def _as_scores(out: Any, n: int, name: str) -> Tensor:
         raise InvalidArgument(
             f"scorer {name!r} must return ({n},) or ({n}, 1) scores, got {tuple(out.shape)}"
         )
-    scores = out.detach().to("cpu", torch.float32)
+    scores = out.detach().to("cpu", torch.float64)
     if not bool(torch.isfinite(scores).all()):
         raise InvalidArgument(f"scorer {name!r} returned non-finite scores")
     return scores

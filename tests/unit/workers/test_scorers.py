@@ -112,7 +112,7 @@ def test_asymmetry_sign_follows_the_brighter_side() -> None:
 def test_scorer_call_contract() -> None:
     s = scorers_for("dcgan-faces", DCGANGenerator())["brightness"]
     out = s(_images(2, n=3))
-    assert out.shape == (3,) and out.dtype == torch.float32
+    assert out.shape == (3,) and out.dtype == torch.float64
     with pytest.raises(InvalidArgument, match="needs images"):
         s(None, torch.zeros(3, 100))
     with pytest.raises(InvalidArgument, match=r"\(N, 3, H, W\)"):
@@ -128,7 +128,7 @@ def test_shapes_scorers_are_the_exact_factors() -> None:
     scorers = scorers_for("shapes", gen)
     for i, name in enumerate(FACTOR_NAMES):
         got = scorers[name](None, z)
-        assert torch.allclose(got, gen.factors(z)[:, i].float())
+        assert torch.allclose(got, gen.factors(z)[:, i])
     assert torch.allclose(scorers["x"](None, z.numpy()), scorers["x"](None, z))  # numpy latents
     with pytest.raises(InvalidArgument, match="needs latents"):
         scorers["hue"](gen(z))
