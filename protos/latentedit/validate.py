@@ -180,8 +180,8 @@ def discover(
     method = req.method or "sefa"
     if method not in methods:
         raise InvalidArgument(f"method {method!r} is not available; choose from {methods}")
-    top_k = req.top_k or 5
-    if not 1 <= top_k <= min(dim, limits.max_top_k):
+    top_k = req.top_k or min(5, dim)
+    if method != "interfacegan" and not 1 <= top_k <= min(dim, limits.max_top_k):
         raise InvalidArgument(f"top_k: {top_k}; allowed 1..{min(dim, limits.max_top_k)}")
     if not 0 <= req.samples <= limits.max_samples:
         raise InvalidArgument(f"samples: {req.samples}; allowed 0 (default) ..{limits.max_samples}")

@@ -1,0 +1,155 @@
+"""latentedit.codec: the tensor and image wire format."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+
+from latentedit.codec import (
+    decode_image,
+    encode_image,
+    from_tensor,
+    latents_from,
+    probe_image,
+    to_tensor,
+)
+from latentedit.errors import InvalidArgument
+from latentedit.v1 import latentedit_pb2 as pb
+
+DTYPES = [np.float32, np.float64, np.float16, np.uint8]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@given(data=st.data())
+def test_tensor_round_trip(dtype: type, data: st.DataObject) -> None:
+    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, max_side=5))
+    arr = data.draw(hnp.arrays(dtype, shape))
+    back = from_tensor(to_tensor(arr))
+    assert back.shape == arr.shape and back.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(back, arr)
+
+
+def test_big_endian_input_travels_little_endian() -> None:
+    arr = np.arange(6, dtype=">f4").reshape(2, 3)
+    msg = to_tensor(arr)
+    assert msg.data == np.arange(6, dtype="<f4").tobytes()
+    np.testing.assert_array_equal(from_tensor(msg), arr)
+
+
+@pytest.mark.parametrize(
+    ("msg", "words"),
+    [
+        (
+            pb.Tensor(dtype=pb.DTYPE_FLOAT32, shape=[2, 3], data=b"\0" * 20),
+            ["needs 24 bytes", "20"],
+        ),
+        (pb.Tensor(dtype=pb.DTYPE_FLOAT32, shape=[-1, 3], data=b""), ["negative"]),
+        (pb.Tensor(dtype=pb.DTYPE_UNSPECIFIED, shape=[1], data=b"\0" * 4), ["unknown dtype"]),
+    ],
+)
+def test_bad_tensors_are_refused(msg: pb.Tensor, words: list[str]) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        from_tensor(msg, "latents")
+    assert "latents" in err.value.message
+    for w in words:
+        assert w in err.value.message
+
+
+def test_unsupported_dtype_is_refused() -> None:
+    with pytest.raises(InvalidArgument, match="int64"):
+        to_tensor(np.zeros(3, np.int64))
+
+
+def test_latents_from_checks_shape_rows_and_values() -> None:
+    z = np.zeros((2, 4), np.float32)
+    assert latents_from(to_tensor(z), 4, 8).shape == (2, 4)
+    assert latents_from(to_tensor(z[0]), 4, 8).shape == (1, 4)  # one code as (d,)
+    cases = [
+        (np.zeros((2, 5), np.float32), "expected shape (N, 4)"),
+        (np.zeros((2, 2, 4), np.float32), "expected shape (N, 4)"),
+        (np.zeros((9, 4), np.float32), "allowed 1..8"),
+        (np.zeros((0, 4), np.float32), "allowed 1..8"),
+        (np.full((1, 4), np.nan, np.float32), "non-finite"),
+        (np.array([[0, 0, np.inf, 0]], np.float32), "1 non-finite"),
+        (np.zeros((1, 4), np.uint8), "float"),
+    ]
+    for arr, words in cases:
+        with pytest.raises(InvalidArgument, match=words.replace("(", r"\(").replace(")", r"\)")):
+            latents_from(to_tensor(arr), 4, 8)
+
+
+def _pixels(h: int = 9, w: int = 7) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_png_and_raw_are_lossless() -> None:
+    pixels = _pixels()
+    for fmt in (pb.IMAGE_FORMAT_PNG, pb.IMAGE_FORMAT_RAW, pb.IMAGE_FORMAT_UNSPECIFIED):
+        msg = encode_image(pixels, fmt)
+        assert (msg.width, msg.height) == (7, 9)
+        np.testing.assert_array_equal(decode_image(msg, 1 << 20), pixels)
+
+
+@pytest.mark.parametrize("fmt", [pb.IMAGE_FORMAT_JPEG, pb.IMAGE_FORMAT_WEBP])
+def test_lossy_formats_are_close(fmt: int) -> None:
+    smooth = np.broadcast_to(np.linspace(0, 255, 32, dtype=np.uint8)[None, :, None], (32, 32, 3))
+    back = decode_image(encode_image(np.ascontiguousarray(smooth), fmt), 1 << 20)
+    assert np.abs(back.astype(int) - smooth.astype(int)).mean() < 4
+
+
+def _bilevel_png(width: int, height: int) -> bytes:
+    """A valid 1-bit PNG of any size in a few KB (rows of zeros compress away)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    row = b"\0" + b"\0" * ((width + 7) // 8)
+    comp = zlib.compressobj(9)
+    idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_is_refused_from_the_header() -> None:
+    bomb = pb.Image(data=_bilevel_png(20000, 20000))
+    assert len(bomb.data) < 100_000
+    with pytest.raises(InvalidArgument, match="cap of 16777216"):
+        probe_image(bomb, 4096 * 4096)
+    ok = pb.Image(data=_bilevel_png(300, 200))
+    assert probe_image(ok, 4096 * 4096) == (300, 200)
+    with pytest.raises(InvalidArgument, match="300x200 pixels exceeds the cap of 100"):
+        probe_image(ok, 100)
+
+
+@pytest.mark.parametrize(
+    ("msg", "words"),
+    [
+        (pb.Image(data=b"not an image at all"), "not a decodable image"),
+        (pb.Image(data=b""), "empty image data"),
+        (
+            pb.Image(format=pb.IMAGE_FORMAT_RAW, data=b"\0" * 10, width=2, height=2),
+            "needs 12 bytes",
+        ),
+        (pb.Image(format=pb.IMAGE_FORMAT_RAW, data=b"\0" * 3, width=0, height=1), "positive"),
+    ],
+)
+def test_bad_images_are_refused(msg: pb.Image, words: str) -> None:
+    with pytest.raises(InvalidArgument, match=words):
+        decode_image(msg, 1 << 20, "images[0]")
+
+
+def test_grey_and_alpha_images_decode_to_rgb() -> None:
+    buf = io.BytesIO()
+    Image.new("LA", (5, 4), (100, 50)).save(buf, format="PNG")
+    out = decode_image(pb.Image(data=buf.getvalue()), 1 << 20)
+    assert out.shape == (4, 5, 3) and (out == 100).all()
