@@ -27,11 +27,13 @@ from .async_client import AsyncClient
 from .sync_client import Client
 from .types import (
     Analysis,
+    CodeExtras,
     ConditionallyEdited,
     Direction,
     Edited,
     Generated,
     Inverted,
+    InvertProgress,
     ModelInfo,
     Scores,
 )
@@ -41,6 +43,7 @@ __all__ = [
     "AsyncClient",
     "Cancelled",
     "Client",
+    "CodeExtras",
     "ConditionallyEdited",
     "DeadlineExceeded",
     "Direction",
@@ -48,6 +51,7 @@ __all__ = [
     "Generated",
     "Internal",
     "InvalidArgument",
+    "InvertProgress",
     "Inverted",
     "LatentEditError",
     "ModelInfo",

@@ -104,7 +104,10 @@ class ClientBase:
     ) -> Op[Generated]:
         req = pb.GenerateRequest(model=model, image_format=w.image_format(image_format))
         if latents is not None:
-            req.latents.CopyFrom(w.latents_tensor(latents))
+            tensor, extras = w.split_code(latents)
+            req.latents.CopyFrom(tensor)
+            if extras is not None:
+                req.extras.CopyFrom(extras)
         else:
             req.seeds.seeds.extend(int(s) for s in (seeds or []))
         return Op("Generate", req, w.generated)
@@ -113,9 +116,11 @@ class ClientBase:
     def _op_edit(
         model: str, latents: Any, edits: w.Edits, sweep: w.Sweep, image_format: str, mode: str
     ) -> Op[Edited]:
+        tensor, extras = w.split_code(latents)
         req = pb.EditRequest(
             model=model,
-            latents=w.latents_tensor(latents),
+            latents=tensor,
+            extras=extras,
             edits=w.edit_terms(edits, mode),
             sweep=w.sweep_msg(sweep),
             image_format=w.image_format(image_format),
@@ -132,9 +137,11 @@ class ClientBase:
         sweep: w.Sweep,
         image_format: str,
     ) -> Op[ConditionallyEdited]:
+        tensor, extras = w.split_code(latents)
         req = pb.ConditionalEditRequest(
             model=model,
-            latents=w.latents_tensor(latents),
+            latents=tensor,
+            extras=extras,
             direction=direction,
             conditions=list(conditions),
             strength=strength,
@@ -152,8 +159,11 @@ class ClientBase:
         restarts: int,
         seed: int,
         prior_weight: float,
+        target_psnr: float,
     ) -> Op[Inverted]:
-        req = w.invert_request(model, images, method, steps, restarts, seed, prior_weight)
+        req = w.invert_request(
+            model, images, method, steps, restarts, seed, prior_weight, target_psnr
+        )
         return Op("Invert", req, w.inverted)
 
     @staticmethod

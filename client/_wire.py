@@ -13,11 +13,13 @@ from latentedit.v1 import latentedit_pb2 as pb
 
 from .types import (
     Analysis,
+    CodeExtras,
     ConditionallyEdited,
     Direction,
     Edited,
     Generated,
     Inverted,
+    InvertProgress,
     ModelInfo,
     Scores,
 )
@@ -141,6 +143,34 @@ def conditionally_edited(r: pb.ConditionalEditResponse) -> ConditionallyEdited:
     )
 
 
+def code_extras(m: pb.CodeExtras) -> CodeExtras:
+    residual = from_tensor(m.residual, "residual") if m.HasField("residual") else None
+    return CodeExtras(residual, list(m.tuning_ids))
+
+
+def extras_msg(extras: CodeExtras | None) -> pb.CodeExtras | None:
+    if not extras:
+        return None
+    msg = pb.CodeExtras(tuning_ids=list(extras.tuning_ids))
+    if extras.residual is not None:
+        msg.residual.CopyFrom(to_tensor(np.asarray(extras.residual, np.float32)))
+    return msg
+
+
+def split_code(latents: Any) -> tuple[pb.Tensor, pb.CodeExtras | None]:
+    """latents (N, d) or an Inverted (its latents and extras) -> (Tensor, CodeExtras)."""
+    if isinstance(latents, Inverted):
+        return latents_tensor(latents.latents), extras_msg(latents.extras)
+    return latents_tensor(latents), None
+
+
+def invert_event(e: pb.InvertEvent) -> InvertProgress | Inverted:
+    if e.WhichOneof("event") == "progress":
+        p = e.progress
+        return InvertProgress(p.step, p.total_steps, p.loss, np.array(p.psnr), p.method)
+    return inverted(e.result)
+
+
 def inverted(r: pb.InvertResponse) -> Inverted:
     return Inverted(
         r.model_version,
@@ -151,6 +181,10 @@ def inverted(r: pb.InvertResponse) -> Inverted:
         r.seconds,
         r.method,
         [(c.left, c.top, c.size) for c in r.crops],
+        ssim=np.array(r.ssim),
+        methods=list(r.methods),
+        extras=code_extras(r.extras),
+        tuning_bytes=list(r.tuning_bytes),
     )
 
 
@@ -162,8 +196,10 @@ def invert_request(
     restarts: int,
     seed: int,
     prior_weight: float,
+    target_psnr: float = 0.0,
 ) -> pb.InvertRequest:
     return pb.InvertRequest(
+        target_psnr=target_psnr,
         model=model,
         images=[from_pil_or_array(i) for i in images],
         method=method,

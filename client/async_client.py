@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -20,6 +20,7 @@ from .types import (
     Edited,
     Generated,
     Inverted,
+    InvertProgress,
     ModelInfo,
     Scores,
 )
@@ -127,12 +128,48 @@ class AsyncClient(ClientBase):
         restarts: int = 0,
         seed: int = 0,
         prior_weight: float = 0.0,
+        target_psnr: float = 0.0,
         timeout: float | None = None,
     ) -> Inverted:
-        """Images (PIL, uint8 (H, W, 3) arrays or encoded bytes) -> latent codes."""
-        return await self._call(
-            self._op_invert(model, images, method, steps, restarts, seed, prior_weight), timeout
+        """Images (PIL, uint8 (H, W, 3) arrays or encoded bytes) -> latent codes.
+
+        ``method``: optimize | encoder | hybrid | extended | tune | auto (escalates until
+        ``target_psnr`` dB, default 30). Pass the result as ``latents`` to edit it.
+        """
+        op = self._op_invert(
+            model, images, method, steps, restarts, seed, prior_weight, target_psnr
         )
+        return await self._call(op, timeout)
+
+    async def invert_stream(
+        self,
+        model: str,
+        images: Sequence[Any],
+        *,
+        method: str = "optimize",
+        steps: int = 0,
+        restarts: int = 0,
+        seed: int = 0,
+        prior_weight: float = 0.0,
+        target_psnr: float = 0.0,
+        timeout: float | None = None,
+    ) -> AsyncIterator[InvertProgress | Inverted]:
+        """Like :meth:`invert`, yielding InvertProgress events, then the Inverted result.
+
+        Leaving the loop early cancels the call and stops the work.
+        """
+        req = w.invert_request(
+            model, images, method, steps, restarts, seed, prior_weight, target_psnr
+        )
+        timeout = self.timeout if timeout is None else timeout
+        call = self._stubs[next(self._next)].InvertStream(req, timeout=timeout)
+        try:
+            async for event in call:
+                yield w.invert_event(event)
+        except grpc.RpcError as exc:
+            raise to_error(exc) from None
+        finally:
+            call.cancel()
 
     async def discover(
         self,

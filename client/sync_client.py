@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -19,6 +19,7 @@ from .types import (
     Edited,
     Generated,
     Inverted,
+    InvertProgress,
     ModelInfo,
     Scores,
 )
@@ -140,12 +141,48 @@ class Client(ClientBase):
         restarts: int = 0,
         seed: int = 0,
         prior_weight: float = 0.0,
+        target_psnr: float = 0.0,
         timeout: float | None = None,
     ) -> Inverted:
-        """Images (PIL, uint8 (H, W, 3) arrays or encoded bytes) -> latent codes."""
-        return self._call(
-            self._op_invert(model, images, method, steps, restarts, seed, prior_weight), timeout
+        """Images (PIL, uint8 (H, W, 3) arrays or encoded bytes) -> latent codes.
+
+        ``method``: optimize | encoder | hybrid | extended | tune | auto (escalates until
+        ``target_psnr`` dB, default 30). Pass the result as ``latents`` to edit it.
+        """
+        op = self._op_invert(
+            model, images, method, steps, restarts, seed, prior_weight, target_psnr
         )
+        return self._call(op, timeout)
+
+    def invert_stream(
+        self,
+        model: str,
+        images: Sequence[Any],
+        *,
+        method: str = "optimize",
+        steps: int = 0,
+        restarts: int = 0,
+        seed: int = 0,
+        prior_weight: float = 0.0,
+        target_psnr: float = 0.0,
+        timeout: float | None = None,
+    ) -> Iterator[InvertProgress | Inverted]:
+        """Like :meth:`invert`, yielding InvertProgress events, then the Inverted result.
+
+        Closing the iterator early (``break``) cancels the call and stops the work.
+        """
+        req = w.invert_request(
+            model, images, method, steps, restarts, seed, prior_weight, target_psnr
+        )
+        timeout = self.timeout if timeout is None else timeout
+        call = self._stubs[next(self._next)].InvertStream(req, timeout=timeout)
+        try:
+            for event in call:
+                yield w.invert_event(event)
+        except grpc.RpcError as exc:
+            raise to_error(exc) from None
+        finally:
+            call.cancel()
 
     def discover(
         self,

@@ -59,15 +59,41 @@ class ConditionallyEdited(Edited):
 
 
 @dataclass(frozen=True)
+class CodeExtras:
+    """What an inverted code carries besides z; pass it back with the latents to render them."""
+
+    residual: np.ndarray | None = None  # (N, C, h, w) first-feature-map residual ("extended")
+    tuning_ids: list[str] = field(default_factory=list)  # per row ("tune"); "" = none
+
+    def __bool__(self) -> bool:
+        return self.residual is not None or any(self.tuning_ids)
+
+
+@dataclass(frozen=True)
 class Inverted:
+    """Pass the whole object as ``latents`` to generate/edit/conditional_edit: its extras go too."""
+
     model_version: str
-    latents: np.ndarray  # (N, d) float32, accepted as is by edit()
+    latents: np.ndarray  # (N, d) float32
     reconstructions: list[Image.Image]
-    psnr: np.ndarray  # (N,) dB
+    psnr: np.ndarray  # (N,) dB against the preprocessed (cropped, resized) target
     steps: int
     seconds: float
-    method: str
+    method: str  # asked for
     crops: list[tuple[int, int, int]]  # (left, top, size) of the square used, per image
+    ssim: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (N,) in [0, 1]
+    methods: list[str] = field(default_factory=list)  # per image: what produced it ("auto")
+    extras: CodeExtras = field(default_factory=CodeExtras)
+    tuning_bytes: list[int] = field(default_factory=list)  # per image: stored delta size
+
+
+@dataclass(frozen=True)
+class InvertProgress:
+    step: int
+    total_steps: int
+    loss: float
+    psnr: np.ndarray  # (N,) dB so far
+    method: str
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ class CachedDirection:
 
 class DirectionStore:
     def __init__(self, redis: Redis, cache_size: int = 1024) -> None:
-        self._redis = redis
+        self.redis = redis
         self._cache: OrderedDict[tuple[str, str], CachedDirection] = OrderedDict()
         self._cache_size = cache_size
 
@@ -50,7 +50,7 @@ class DirectionStore:
         """Store (or overwrite, bumping the version) a direction; returns it with its vector."""
         validate.name(name)
         v = unit(vector)
-        version = int(await self._redis.hincrby(keys.direction_versions(model), name, 1))
+        version = int(await self.redis.hincrby(keys.direction_versions(model), name, 1))
         msg = pb.Direction(
             id=f"{model}/{name}",
             model=model,
@@ -63,14 +63,14 @@ class DirectionStore:
             vector=to_tensor(v.astype(np.float32)),
             metrics=metrics or {},
         )
-        await self._redis.hset(keys.directions(model), name, msg.SerializeToString())
+        await self.redis.hset(keys.directions(model), name, msg.SerializeToString())
         return msg
 
     async def get_many(self, model: str, names: list[str]) -> list[CachedDirection]:
         """Current directions for ``names`` (cached unless changed); NotFound names the missing."""
         if not names:
             return []
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hmget(keys.direction_versions(model), names)
             pipe.hmget(keys.directions(model), names)
             versions, stored = await pipe.execute()
@@ -100,13 +100,13 @@ class DirectionStore:
         return entry
 
     async def get(self, model: str, name: str) -> pb.Direction:
-        raw = await self._redis.hget(keys.directions(model), name)
+        raw = await self.redis.hget(keys.directions(model), name)
         if raw is None:
             raise NotFound(f"unknown direction {model}/{name}")
         return pb.Direction.FromString(cast(bytes, raw))
 
     async def list(self, model: str, include_vectors: bool) -> list[pb.Direction]:
-        raw: dict[bytes, bytes] = await self._redis.hgetall(  # type: ignore[assignment]
+        raw: dict[bytes, bytes] = await self.redis.hgetall(  # type: ignore[assignment]
             keys.directions(model)
         )
         out = []
@@ -119,6 +119,6 @@ class DirectionStore:
 
     async def delete(self, model: str, name: str) -> bool:
         # The version counter stays, so a later direction of the same name gets a new version.
-        deleted = await self._redis.hdel(keys.directions(model), name)
+        deleted = await self.redis.hdel(keys.directions(model), name)
         self._cache.pop((model, name), None)
         return bool(deleted)

@@ -15,12 +15,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import numpy as np
-import torch
 
 from latentedit import validate
-from latentedit.codec import decode_image, encode_image, to_tensor
+from latentedit.codec import encode_image, to_tensor
 from latentedit.errors import DeadlineExceeded, Internal, InvalidArgument, LatentEditError
 from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
@@ -28,8 +29,8 @@ from latentedit.validate import Limits
 from latentedit.workers import latent_math as lm
 from latentedit.workers.direction_store import DirectionStore
 from latentedit.workers.discovery import DISCOVER_METHODS, Discovery, ModelTools
-from latentedit.workers.methods import invert as inv
-from latentedit.workers.models.runtime import LoadedModel, from_uint8, to_uint8
+from latentedit.workers.inverter import INVERT_METHODS, Inverter, render_extras
+from latentedit.workers.models.runtime import LoadedModel
 from latentedit.workers.scorers import Scorer, scorers_for
 
 __all__ = ["DISCOVER_METHODS", "HEAVY_KINDS", "INVERT_METHODS", "JobRunner", "error_result"]
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 RENDER_KINDS = ("generate", "edit", "conditional_edit")
 # Jobs that take seconds or more run in the worker's heavy lane, beside the render lane.
 HEAVY_KINDS = ("invert", "discover", "analyze")
-INVERT_METHODS = ("optimize",)
 
 
 Publish = Callable[[jobs_pb2.Job, jobs_pb2.JobResult], Awaitable[None]]
@@ -51,12 +51,19 @@ class RenderPlan:
 
     latents: np.ndarray  # (M, d) float32
     finish: Callable[[np.ndarray], jobs_pb2.JobResult]  # uint8 (M, H, W, 3) -> result
+    render: Callable[[], np.ndarray] | None = None  # codes with extras render on their own
 
 
 def error_result(job_id: str, err: LatentEditError) -> jobs_pb2.JobResult:
     return jobs_pb2.JobResult(
         job_id=job_id, error=jobs_pb2.JobError(code=err.code.value[0], message=err.message)
     )
+
+
+def _render_with(
+    model: LoadedModel, flat: np.ndarray, residual: np.ndarray | None, deltas: list[Any]
+) -> np.ndarray:
+    return render_extras(model, flat, residual, deltas)
 
 
 def _encode_all(pixels: np.ndarray, fmt: pb.ImageFormat) -> list[pb.Image]:
@@ -83,6 +90,7 @@ class JobRunner:
             for name, m in models.items()
         }
         self.discovery = Discovery(self.tools, store, limits)
+        self.inverter = Inverter(store.redis, limits)
 
     async def run_batch(self, model_name: str, jobs: list[jobs_pb2.Job], publish: Publish) -> None:
         """Run ``jobs`` of one model and ``publish`` each result as soon as it is ready.
@@ -113,9 +121,7 @@ class JobRunner:
             for job, result in await self._render_fused(model, render):
                 await publish(job, result)
         if invert:
-            by_id = {job.id: job for job in invert}
-            for job_id, result in (await self._invert(model, invert)).items():
-                await publish(by_id[job_id], result)
+            await self._invert(model, invert, publish)
 
     # ---- render jobs -------------------------------------------------------------------
 
@@ -123,21 +129,27 @@ class JobRunner:
         self, model: LoadedModel, plans: list[tuple[jobs_pb2.Job, RenderPlan]]
     ) -> list[tuple[jobs_pb2.Job, jobs_pb2.JobResult]]:
         """One generator pass for all plans; on failure each plan alone (only a bad one fails)."""
-        counts = [len(p.latents) for _, p in plans]
-        chunks: list[np.ndarray | None]
+        fused = [i for i, (_, p) in enumerate(plans) if p.render is None]
+        chunks: list[np.ndarray | None] = [None] * len(plans)
         try:
-            pixels = await asyncio.to_thread(
-                model.render, np.concatenate([p.latents for _, p in plans])
-            )
-            chunks = list(np.split(pixels, np.cumsum(counts)[:-1]))
+            if fused:
+                counts = [len(plans[i][1].latents) for i in fused]
+                pixels = await asyncio.to_thread(
+                    model.render, np.concatenate([plans[i][1].latents for i in fused])
+                )
+                for i, part in zip(fused, np.split(pixels, np.cumsum(counts)[:-1]), strict=True):
+                    chunks[i] = part
         except Exception:
-            log.exception("fused render of %d jobs failed; rendering them one by one", len(plans))
-            chunks = []
-            for _, plan in plans:
-                try:
-                    chunks.append(await asyncio.to_thread(model.render, plan.latents))
-                except Exception:
-                    chunks.append(None)
+            log.exception("fused render of %d jobs failed; rendering them one by one", len(fused))
+            fused = []
+        for i, (_, plan) in enumerate(plans):
+            if i in fused:
+                continue
+            render = plan.render or partial(model.render, plan.latents)
+            try:
+                chunks[i] = await asyncio.to_thread(render)
+            except Exception:
+                log.exception("render failed")
         out = []
         for (job, plan), chunk in zip(plans, chunks, strict=True):
             try:
@@ -154,12 +166,12 @@ class JobRunner:
     async def _plan(self, model: LoadedModel, job: jobs_pb2.Job) -> RenderPlan:
         kind = job.WhichOneof("request")
         if kind == "generate":
-            return self._plan_generate(model, job.id, job.generate)
+            return await self._plan_generate(model, job.id, job.generate)
         if kind == "edit":
             return await self._plan_edit(model, job.id, job.edit)
         return await self._plan_conditional(model, job.id, job.conditional_edit)
 
-    def _plan_generate(
+    async def _plan_generate(
         self, model: LoadedModel, job_id: str, req: pb.GenerateRequest
     ) -> RenderPlan:
         source = validate.generate(req, model.latent_dim, self.limits)
@@ -168,6 +180,7 @@ class JobRunner:
             if isinstance(source, np.ndarray)
             else lm.seeded_latents(source, model.latent_dim)
         )
+        render = await self._extras_renderer(model, req.extras, len(z), 1)
 
         def finish(pixels: np.ndarray) -> jobs_pb2.JobResult:
             return jobs_pb2.JobResult(
@@ -179,11 +192,24 @@ class JobRunner:
                 ),
             )
 
-        return RenderPlan(z, finish)
+        return RenderPlan(z, finish, render and partial(render, z))
+
+    async def _extras_renderer(
+        self, model: LoadedModel, extras: pb.CodeExtras, rows: int, frames: int
+    ) -> Callable[[np.ndarray], np.ndarray] | None:
+        """A renderer for codes (rows * frames, d) carrying residuals / tuning deltas, or None."""
+        residual, ids = validate.extras(extras, rows)
+        if residual is None and not any(ids):
+            return None
+        deltas = await self.inverter.deltas(model, ids)
+        rep_residual = None if residual is None else np.repeat(residual, frames, axis=0)
+        rep_deltas = [d for d in deltas for _ in range(frames)]
+        return partial(_render_with, model, residual=rep_residual, deltas=rep_deltas)
 
     async def _plan_edit(self, model: LoadedModel, job_id: str, req: pb.EditRequest) -> RenderPlan:
         z, names, strengths, ts = validate.edit(req, model.latent_dim, self.limits)
         dirs = await self.store.get_many(model.name, names)
+        render = await self._extras_renderer(model, req.extras, len(z), len(ts))
         vectors = np.stack([d.vector for d in dirs])
         absolute = np.array([e.mode == pb.EDIT_MODE_ABSOLUTE for e in req.edits])
         offset = lm.combine(vectors[~absolute], strengths[~absolute])
@@ -209,12 +235,14 @@ class JobRunner:
                 ),
             )
 
-        return RenderPlan(edited.reshape(-1, model.latent_dim), finish)
+        flat = edited.reshape(-1, model.latent_dim)
+        return RenderPlan(flat, finish, render and partial(render, flat))
 
     async def _plan_conditional(
         self, model: LoadedModel, job_id: str, req: pb.ConditionalEditRequest
     ) -> RenderPlan:
         z, names, strength, ts = validate.conditional_edit(req, model.latent_dim, self.limits)
+        render = await self._extras_renderer(model, req.extras, len(z), len(ts))
         dirs = await self.store.get_many(model.name, names)
         conditions = (
             np.stack([d.vector for d in dirs[1:]])
@@ -240,114 +268,20 @@ class JobRunner:
                 ),
             )
 
-        return RenderPlan(edited.reshape(-1, model.latent_dim), finish)
+        flat = edited.reshape(-1, model.latent_dim)
+        return RenderPlan(flat, finish, render and partial(render, flat))
 
     # ---- inversion -----------------------------------------------------------------------
 
-    async def _invert(
-        self, model: LoadedModel, jobs: list[jobs_pb2.Job]
-    ) -> dict[str, jobs_pb2.JobResult]:
-        """Jobs with the same (steps, restarts) are optimised in one batch."""
-        out: dict[str, jobs_pb2.JobResult] = {}
-        groups: dict[tuple[int, int], list[tuple[jobs_pb2.Job, np.ndarray, list[inv.Crop]]]] = {}
-        for job in jobs:
-            try:
-                cfg = self._invert_config(job.invert)
-                targets, crops = self._invert_targets(model, job.invert)
-                groups.setdefault((cfg.steps, cfg.restarts), []).append((job, targets, crops))
-            except LatentEditError as err:
-                out[job.id] = error_result(job.id, err)
-        for (steps, restarts), members in groups.items():
-            try:
-                out.update(
-                    await asyncio.to_thread(self._invert_group, model, steps, restarts, members)
-                )
-            except Exception as exc:
-                log.exception("inversion batch failed")
-                for job, _, _ in members:
-                    out[job.id] = error_result(job.id, Internal(f"inversion failed: {exc!r}"))
-        return out
-
-    def _invert_config(self, req: pb.InvertRequest) -> inv.OptimizeConfig:
-        validate.invert(req, list(INVERT_METHODS), self.limits)
-        default = inv.OptimizeConfig()
-        return inv.OptimizeConfig(
-            steps=req.steps or default.steps,
-            restarts=req.restarts or default.restarts,
-            prior_weight=req.prior_weight or default.prior_weight,
-        )
-
-    def _invert_targets(
-        self, model: LoadedModel, req: pb.InvertRequest
-    ) -> tuple[np.ndarray, list[inv.Crop]]:
-        targets, crops = [], []
-        for i, image in enumerate(req.images):
-            pixels = decode_image(image, self.limits.max_pixels, f"images[{i}]")
-            target, crop = inv.preprocess(pixels, model.spec.resolution)
-            targets.append(target)
-            crops.append(crop)
-        return np.stack(targets), crops
-
-    def _invert_group(
-        self,
-        model: LoadedModel,
-        steps: int,
-        restarts: int,
-        members: list[tuple[jobs_pb2.Job, np.ndarray, list[inv.Crop]]],
-    ) -> dict[str, jobs_pb2.JobResult]:
-        start = time.perf_counter()
-        jobs = [m[0] for m in members]
-        targets = np.concatenate([m[1] for m in members])
-        # Per-job seeds and priors, so batching never changes a job's answer.
-        z0 = torch.cat(
-            [
-                torch.randn(
-                    len(t),
-                    max(restarts, 1),
-                    model.latent_dim,
-                    generator=torch.Generator().manual_seed(job.invert.seed),
-                )
-                for job, t, _ in members
-            ]
-        )
-        prior = torch.cat(
-            [
-                torch.full((len(t),), self._invert_config(job.invert).prior_weight)
-                for job, t, _ in members
-            ]
-        )
-        cfg = inv.OptimizeConfig(steps=steps, restarts=restarts)
-        z = inv.optimize(
-            model.forward,
-            from_uint8(targets, model.device),
-            z0.to(model.device),
-            prior.to(model.device),
-            cfg,
-        )
-        with torch.no_grad():
-            recon = to_uint8(model.forward(z))
-        psnr = inv.psnr_uint8(recon, targets)
-        seconds = time.perf_counter() - start
-        out = {}
-        offset = 0
-        for job, t, crops in members:
-            sl = slice(offset, offset + len(t))
-            offset += len(t)
-            out[job.id] = jobs_pb2.JobResult(
-                job_id=job.id,
-                invert=pb.InvertResponse(
-                    model_version=model.version,
-                    latents=to_tensor(z[sl].cpu().numpy()),
-                    reconstructions=_encode_all(recon[sl], job.invert.image_format),
-                    psnr=psnr[sl].tolist(),
-                    steps=steps,
-                    seconds=seconds,
-                    method="optimize",
-                    crops=[pb.CropBox(left=c.left, top=c.top, size=c.size) for c in crops],
-                ),
-            )
-        log.info("inverted %d images of %d jobs in %.1fs", len(targets), len(jobs), seconds)
-        return out
+    async def _invert(self, model: LoadedModel, jobs: list[jobs_pb2.Job], publish: Publish) -> None:
+        for job, outcome in await self.inverter.run(model, jobs, publish):
+            if isinstance(outcome, LatentEditError):
+                result = error_result(job.id, outcome)
+            elif isinstance(outcome, Exception):
+                result = error_result(job.id, Internal(f"inversion failed: {outcome!r}"))
+            else:
+                result = outcome
+            await publish(job, result)
 
     # ---- discovery and the direction store --------------------------------------------
 

@@ -289,9 +289,14 @@ class Worker:
                     self._heavy_slots.release()
 
     async def _finish(self, job: jobs_pb2.Job, result: jobs_pb2.JobResult) -> None:
-        """Publish a result, then acknowledge its entry (never the other way round)."""
+        """Publish a result, then acknowledge its entry (never the other way round).
+
+        Progress events are published only: the job is still running.
+        """
         result.worker = self.id
         await self._publish(job, result)
+        if result.WhichOneof("outcome") == "progress":
+            return
         stream, entry_id = self._entries.pop(job.id)
         await self._ack(stream, entry_id)
         self._inflight.discard(entry_id)

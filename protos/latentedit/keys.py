@@ -11,6 +11,7 @@ key                            type    what
 ``le:dirvers:{model}``         hash    direction name -> version
 ``le:alive:{model}``           string  set while some worker serves the model
 ``le:cancel:{job}``            string  the caller gave up: stop the job
+``le:tuning:{model}:{id}``     bytes   a tuning delta from Invert "tune" (expires)
 =============================  ======  =========================================
 """
 
@@ -60,3 +61,8 @@ def model_alive(model: str) -> str:
 def cancelled(job_id: str) -> str:
     """string with a TTL: set by the gateway when the caller gave up on the job."""
     return f"{PREFIX}:cancel:{job_id}"
+
+
+def tuning(model: str, tuning_id: str) -> str:
+    """bytes with a TTL: a pivotal-tuning generator delta (fp16 tensors, torch.save)."""
+    return f"{PREFIX}:tuning:{model}:{tuning_id}"

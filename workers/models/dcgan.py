@@ -39,8 +39,20 @@ class DCGANGenerator(nn.Module):
             nn.Tanh(),
         )
 
-    def forward(self, z: Tensor) -> Tensor:
+    def head(self, z: Tensor) -> Tensor:
+        """z (N, latent_dim) -> first feature map (N, 8 * width, 4, 4), before its BatchNorm.
+
+        Linear in z; the extended (W+-like) inversion adds a residual here.
+        """
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must be (N, {self.latent_dim}), got {tuple(z.shape)}")
-        out: Tensor = self.main(z[:, :, None, None])
+        out: Tensor = self.main[0](z[:, :, None, None])
         return out
+
+    def tail(self, h: Tensor) -> Tensor:
+        """First feature map (N, 8 * width, 4, 4) -> image (N, channels, 64, 64) in [-1, 1]."""
+        out: Tensor = self.main[1:](h)
+        return out
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.tail(self.head(z))
