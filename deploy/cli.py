@@ -1,4 +1,4 @@
-"""``latentedit`` command line: up | gateway | worker | demo | report.
+"""``latentedit`` command line: up | gateway | worker | demo | report | train-encoder.
 
 ``latentedit up`` runs a whole stack on one machine (a private redis-server
 unless ``--redis-url``, one gateway, N workers) until Ctrl-C. ``gateway`` and
@@ -15,6 +15,8 @@ import os
 import signal
 import sys
 import threading
+
+import numpy as np
 
 
 def _setup_logging(level: str) -> None:
@@ -109,6 +111,57 @@ def _demo(args: argparse.Namespace) -> None:
         run_demo(args.target, args.out)
 
 
+def _train_encoder(args: argparse.Namespace) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from latentedit.workers.methods.encoder import encoder_path, save_encoder, train_encoder
+    from latentedit.workers.models.registry import get_spec
+    from latentedit.workers.models.runtime import load_model
+
+    model = load_model(get_spec(args.model), args.device)
+    path = encoder_path(model.name, model.version)
+    with Progress(
+        TextColumn("[bold]encoder[/bold] {task.fields[status]}"), BarColumn(), TimeElapsedColumn()
+    ) as bar:
+        task = bar.add_task("train", total=args.steps, status="starting")
+
+        def progress(step: int, loss: float, psnr: np.ndarray) -> bool:
+            mean = float(np.mean(psnr))
+            bar.update(
+                task, completed=step, status=f"step {step} loss {loss:.4f} val {mean:.1f} dB"
+            )
+            return True
+
+        encoder, report = train_encoder(
+            model.forward,
+            model.latent_dim,
+            model.spec.resolution,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            progress=progress,
+            max_seconds=args.minutes * 60,
+        )
+    save_encoder(
+        encoder,
+        path,
+        {
+            "steps": report.steps,
+            "seconds": report.seconds,
+            "val_psnr": report.val_psnr,
+            "model_version": model.version,
+        },
+    )
+    logging.info(
+        "encoder for %s: %d steps in %.0fs, held-out PSNR %.2f dB -> %s",
+        model.name,
+        report.steps,
+        report.seconds,
+        report.val_psnr,
+        path,
+    )
+
+
 def _report(args: argparse.Namespace) -> None:
     from latentedit.deploy.report import run_report
 
@@ -192,6 +245,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--with-stack", action="store_true", help="start a private stack for the demo")
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("train-encoder", help="train a model's inversion encoder on its own samples")
+    p.add_argument("model")
+    p.add_argument("--minutes", type=float, default=14.0, help="wall-clock budget")
+    p.add_argument("--steps", type=int, default=20000, help="at most this many steps")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_train_encoder)
 
     p = sub.add_parser("report", help="re-scoring matrix of directions x scorers, printed + drawn")
     p.add_argument("--target", default="127.0.0.1:50051")
