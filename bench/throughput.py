@@ -1,119 +1,510 @@
-"""Throughput of dcgan-faces: in-process generator vs the service, and batching on vs off.
+"""Throughput of dcgan-faces: the generator in-process vs through the service; batching on vs off.
 
-Measured side by side in one run (machines are noisy; read the ratios):
+    .venv/bin/python bench/throughput.py [--requests 20] [--clients 16] [--rows 4] [--rounds 3]
 
-1. in-process: ``LoadedModel.render`` images/s at batch sizes 1..64; the best is the ceiling.
-2. service: ``--clients`` threads, each with its own SDK client, send Generate requests of
-   ``--rows`` latents against a fresh stack (one worker) with batching on
-   (max_batch=32, max_wait_ms=5) and off (max_batch=1, max_wait_ms=0), raw images (no PNG).
-3. ratios: service / in-process best, batching on / off.
+Everything is measured in this one run, side by side, because the machine is shared and noisy:
+read the ratios, not the absolute images/s.
 
-Usage: ``python bench/throughput.py [--requests 40] [--clients 16] [--rows 2]``.
+1. in-process sweep: ``LoadedModel.render`` (latents (N, 100) float32 -> uint8 (N, 64, 64, 3))
+   of ``--images`` / 2 latents at render batch sizes 1, 8, 16, 32, 64, one pass each; the fastest
+   batch size is used below as this machine's ceiling.
+2. two stacks (private redis-server, gateway, one worker serving dcgan-faces, port 0):
+   batching on (max_batch 32 jobs, max_wait_ms 5: the defaults) and off (max_batch 1,
+   max_wait_ms 0).
+3. ``--rounds`` rounds, each measuring next to each other:
+   a. in-process, columns "in-proc" .. "in-proc cpu": render at the chosen batch size (best of
+      2 passes; images/s and CPU seconds per 100 images); "+png" = render then PNG encode,
+      1 / (1/render + 1/encode), with the encode rate "png enc" of those images measured one at
+      a time as the worker does (``codec.encode_image``); "per req" = render the first client's
+      requests (1..``--rows`` latents) one at a time: what a worker without batching can do.
+   b. three service loads: batching on with RAW images, off with RAW, on with PNG. In each,
+      ``--clients`` threads, each with its own SDK ``Client`` (retries off), send one warm-up
+      request, then together ``--requests`` Generate calls with latents of 1..``--rows`` rows
+      (the same seeded sizes and latents in every load). Every reply must carry one image per
+      row. images/s = images received between the start signal and the last reply.
+4. ratios, per round, then the median, min and max over rounds: service RAW / in-process
+   render, service PNG / in-process +png, PNG / RAW, batching on / off (RAW), service
+   unbatched / in-process per request, in-process chosen batch / per request (the gain that
+   batching can bring at most, to compare with on / off), and CPU seconds per image of the
+   whole service (worker + gateway + redis + clients, batched RAW) / in-process render.
+
+Per load it also prints p50/p95 request latency, the CPU seconds per 100 images spent by the
+worker, gateway, redis-server and this process (the SDK clients), read from /proc, and the
+worker's mean jobs per batch and busy fraction (its Prometheus batch histograms). The clients,
+gateway and worker share the machine's cores, so on a small machine service / in-process is
+below 1 by construction; the CPU split says where the rest goes. When other processes load the
+machine, wall-clock ratios between one process (in-process) and four (service) also measure
+the CPU share the scheduler gives each side (per thread), so the CPU-per-image ratio is the
+steadier figure of the service's overhead.
+
+The last line is one JSON object with every figure. Bounded: fixed request counts, a per-call
+deadline (``--call-timeout``) and a per-load deadline (``--load-timeout``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
+import re
 import tempfile
 import threading
 import time
-from dataclasses import replace
+import urllib.request
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from latentedit.client import Client
-from latentedit.deploy.stack import Stack, StackConfig
+from latentedit.deploy.stack import Stack, StackConfig, free_port
+
+MODEL = "dcgan-faces"
+LATENT_DIM = 100
+BATCH_SIZES = [1, 8, 16, 32, 64]
+
+log = logging.getLogger("bench.throughput")
 
 
-def in_process(batch_sizes: list[int], images: int) -> dict[int, float]:
-    """images/s of LoadedModel.render per batch size."""
+# ---- in-process ------------------------------------------------------------------------------
+
+
+def load_generator() -> Any:
+    """The dcgan-faces LoadedModel on CPU, as the worker loads it."""
+    import torch
+
     from latentedit.workers.models.registry import get_spec
     from latentedit.workers.models.runtime import load_model
 
-    out = {}
-    for bs in batch_sizes:
-        model = load_model(get_spec("dcgan-faces"), max_batch=bs)
-        z = np.random.default_rng(0).standard_normal((images, 100)).astype(np.float32)
-        model.render(z[:bs])  # warm up
+    log.info("in-process: torch threads %d", torch.get_num_threads())
+    return load_model(get_spec(MODEL), max_batch=max(BATCH_SIZES))
+
+
+def latents(n: int, seed: int = 0) -> np.ndarray:
+    """(n, 100) float32 N(0, I) latents."""
+    return np.random.default_rng(seed).standard_normal((n, LATENT_DIM)).astype(np.float32)
+
+
+def sweep(model: Any, images: int) -> dict[int, float]:
+    """{render batch size: images/s} of ``model.render`` on ``images`` latents, one pass each."""
+    z = latents(images)
+    rates = {}
+    for bs in BATCH_SIZES:
+        sized = replace(model, max_batch=bs)
+        sized.render(z[: 2 * bs])  # warm up this shape
         start = time.perf_counter()
-        model.render(z)
-        out[bs] = images / (time.perf_counter() - start)
+        sized.render(z)
+        rates[bs] = images / (time.perf_counter() - start)
+    return rates
+
+
+@dataclass
+class Local:
+    """One in-process measurement at the chosen render batch size."""
+
+    images_per_s: float  # render only, best of 2 passes
+    cpu_s_per_100_images: float  # this process's CPU time during those passes
+    png_per_s: float  # codec.encode_image PNG, one image at a time as the worker does
+    per_request_per_s: float  # render one request's latents (1..rows) at a time: no batching
+
+    @property
+    def with_png(self) -> float:
+        """images/s of render then PNG encode, one after the other."""
+        return 1 / (1 / self.images_per_s + 1 / self.png_per_s)
+
+
+def in_process(model: Any, batch: int, images: int, rows: int) -> Local:
+    """Render, PNG encode and per-request render rates of ``model`` in this process."""
+    from latentedit.codec import encode_image
+    from latentedit.v1 import latentedit_pb2 as pb
+
+    sized = replace(model, max_batch=batch)
+    z = latents(images, seed=1)
+    sized.render(z[:batch])
+    best, cpu = float("inf"), 0.0
+    pixels = np.zeros(0)
+    for _ in range(2):
+        cpu0, start = time.process_time(), time.perf_counter()
+        pixels = sized.render(z)
+        seconds = time.perf_counter() - start
+        if seconds < best:
+            best, cpu = seconds, time.process_time() - cpu0
+    start = time.perf_counter()
+    for p in pixels:
+        encode_image(p, pb.IMAGE_FORMAT_PNG)
+    png = len(pixels) / (time.perf_counter() - start)
+    plan = request_plan(0, max(images // rows, 1), rows)  # about 0.6 * ``images`` latents
+    for k in range(1, rows + 1):
+        sized.render(latents(k))  # warm up each request size
+    start = time.perf_counter()
+    for request in plan:
+        sized.render(request)
+    per_request = sum(map(len, plan)) / (time.perf_counter() - start)
+    return Local(images / best, 100 * cpu / images, png, per_request)
+
+
+# ---- service ---------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), seconds; 0 when /proc is unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The worker's batch histogram sums and counts from its /metrics endpoint."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out = {}
+    for name in ("batch_jobs_sum", "batch_jobs_count", "batch_seconds_sum"):
+        m = re.search(rf"^latentedit_worker_{name} (\S+)$", text, re.MULTILINE)
+        out[name] = float(m.group(1)) if m else float("nan")
     return out
 
 
-def through_service(config: StackConfig, clients: int, requests: int, rows: int, fmt: str) -> float:
-    """images/s with ``clients`` concurrent SDK clients, ``requests`` calls each."""
-    with tempfile.TemporaryDirectory() as logs, Stack(replace(config, log_dir=logs)) as stack:
-        barrier = threading.Barrier(clients + 1)
-        errors: list[BaseException] = []
+@dataclass
+class Service:
+    """A running stack and where to read its worker's metrics."""
 
-        def run(seed: int) -> None:
-            z = np.random.default_rng(seed).standard_normal((rows, 100)).astype(np.float32)
-            with Client(stack.target, timeout=120) as client:
-                client.generate("dcgan-faces", latents=z, image_format=fmt)  # connect, warm up
-                barrier.wait()
-                try:
-                    for _ in range(requests):
-                        client.generate("dcgan-faces", latents=z, image_format=fmt)
-                except BaseException as exc:
-                    errors.append(exc)
+    label: str
+    stack: Stack
+    metrics_port: int
 
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-        for t in threads:
-            t.start()
-        barrier.wait()
-        start = time.perf_counter()
-        for t in threads:
-            t.join()
-        seconds = time.perf_counter() - start
+    def pids(self) -> dict[str, int]:
+        s = self.stack
+        assert s.gateway is not None and s.redis is not None
+        return {
+            "worker": s.workers[0].pid,
+            "gateway": s.gateway.pid,
+            "redis": s.redis.pid,
+            "clients": os.getpid(),
+        }
+
+
+@dataclass
+class Load:
+    """What one concurrent load through the service measured."""
+
+    label: str
+    fmt: str
+    images: int
+    requests: int
+    seconds: float
+    latencies: list[float]
+    cpu: dict[str, float]  # process -> CPU seconds during the load
+    jobs_per_batch: float
+    worker_busy: float  # fraction of the wall time the worker spent in batches
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds
+
+    def summary(self) -> dict[str, Any]:
+        lat = np.array(self.latencies) * 1000
+        return {
+            "images_per_s": self.images_per_s,
+            "images": self.images,
+            "requests": self.requests,
+            "seconds": self.seconds,
+            "p50_ms": float(np.percentile(lat, 50)),
+            "p95_ms": float(np.percentile(lat, 95)),
+            "cpu_s_per_100_images": {k: 100 * v / self.images for k, v in self.cpu.items()},
+            "cpu_s_per_100_images_total": 100 * sum(self.cpu.values()) / self.images,
+            "jobs_per_batch": self.jobs_per_batch,
+            "worker_busy": self.worker_busy,
+        }
+
+
+def request_plan(client_index: int, requests: int, rows: int) -> list[np.ndarray]:
+    """The latents of one client's requests: (k, 100) float32, k in 1..rows; seeded."""
+    rng = np.random.default_rng(1000 + client_index)
+    sizes = rng.integers(1, rows + 1, size=requests)
+    return [rng.standard_normal((int(k), LATENT_DIM)).astype(np.float32) for k in sizes]
+
+
+def run_load(
+    service: Service,
+    fmt: str,
+    clients: int,
+    requests: int,
+    rows: int,
+    call_timeout: float,
+    load_timeout: float,
+) -> Load:
+    """``clients`` threads x ``requests`` Generate calls, started together; bounded in time."""
+    target = service.stack.target
+    plans = [request_plan(i, requests, rows) for i in range(clients)]
+    ready = threading.Barrier(clients + 1, timeout=load_timeout)
+    go = threading.Event()
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    received = [0] * clients
+    errors: list[BaseException] = []
+
+    def client_thread(i: int) -> None:
+        try:
+            with Client(target, timeout=call_timeout, retries=0) as client:
+                client.generate(MODEL, latents=plans[i][0], image_format=fmt)  # connect, warm up
+                ready.wait()
+                if not go.wait(load_timeout):
+                    return
+                for z in plans[i]:
+                    start = time.perf_counter()
+                    result = client.generate(MODEL, latents=z, image_format=fmt)
+                    latencies[i].append(time.perf_counter() - start)
+                    if len(result.images) != len(z):
+                        raise RuntimeError(f"{len(z)} latents sent, {len(result.images)} images")
+                    received[i] += len(result.images)
+        except BaseException as exc:
+            errors.append(exc)
+            ready.abort()
+
+    threads = [
+        threading.Thread(target=client_thread, args=(i,), daemon=True) for i in range(clients)
+    ]
+    for t in threads:
+        t.start()
+    try:
+        ready.wait()
+    except threading.BrokenBarrierError:
+        raise RuntimeError(f"{service.label}/{fmt}: warm-up failed: {errors[:1]!r}") from None
+    pids = service.pids()
+    cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+    m0 = scrape(service.metrics_port)
+    start = time.perf_counter()
+    go.set()
+    deadline = start + load_timeout
+    for t in threads:
+        t.join(max(deadline - time.perf_counter(), 0))
+    seconds = time.perf_counter() - start
+    m1 = scrape(service.metrics_port)
+    cpu = {k: cpu_seconds(p) - cpu0[k] for k, p in pids.items()}
+    if any(t.is_alive() for t in threads):
+        raise TimeoutError(f"{service.label}/{fmt}: load not done within {load_timeout}s")
     if errors:
-        raise errors[0]
-    return clients * requests * rows / seconds
+        raise RuntimeError(f"{service.label}/{fmt}: a client failed") from errors[0]
+    batches = m1["batch_jobs_count"] - m0["batch_jobs_count"]
+    return Load(
+        label=service.label,
+        fmt=fmt,
+        images=sum(received),
+        requests=sum(len(x) for x in latencies),
+        seconds=seconds,
+        latencies=[x for per in latencies for x in per],
+        cpu=cpu,
+        jobs_per_batch=(m1["batch_jobs_sum"] - m0["batch_jobs_sum"]) / max(batches, 1),
+        worker_busy=(m1["batch_seconds_sum"] - m0["batch_seconds_sum"]) / seconds,
+    )
+
+
+def start_service(
+    label: str, max_batch: int, max_wait_ms: float, logs: str, exits: contextlib.ExitStack
+) -> Service:
+    metrics_port = free_port()
+    config = StackConfig(
+        workers=1,
+        port=0,
+        models=[MODEL],
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        log_dir=os.path.join(logs, label),
+        extra_worker_args=["--metrics-port", str(metrics_port)],
+    )
+    stack = exits.enter_context(Stack(config))
+    return Service(label, stack, metrics_port)
+
+
+# ---- report ----------------------------------------------------------------------------------
+
+LOADS = ("on raw", "off raw", "on png")
+RATIOS = {
+    "service_raw_over_in_process": "service batched RAW / in-process render",
+    "service_png_over_in_process": "service batched PNG / in-process render + png",
+    "png_over_raw": "service batched PNG / RAW",
+    "batching_on_over_off": "batching on / off (RAW)",
+    "service_off_over_in_process_unbatched": "service unbatched RAW / in-process per request",
+    "in_process_batched_over_unbatched": "in-process render: chosen batch / per request",
+    "cpu_service_over_in_process": "CPU s per image: service batched RAW (all) / in-process",
+}
+
+
+def ratios(local: Local, loads: dict[str, Load]) -> dict[str, float]:
+    """The ratios of one round (measurements taken next to each other)."""
+    on_raw, off_raw, on_png = (loads[k].images_per_s for k in LOADS)
+    return {
+        "service_raw_over_in_process": on_raw / local.images_per_s,
+        "service_png_over_in_process": on_png / local.with_png,
+        "png_over_raw": on_png / on_raw,
+        "batching_on_over_off": on_raw / off_raw,
+        "service_off_over_in_process_unbatched": off_raw / local.per_request_per_s,
+        "in_process_batched_over_unbatched": local.images_per_s / local.per_request_per_s,
+        "cpu_service_over_in_process": loads["on raw"].summary()["cpu_s_per_100_images_total"]
+        / local.cpu_s_per_100_images,
+    }
+
+
+def print_report(
+    args: argparse.Namespace,
+    rates: dict[int, float],
+    best_bs: int,
+    rounds: list[tuple[Local, dict[str, Load]]],
+    figures: dict[str, Any],
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=120)
+    t1 = Table(title=f"in-process sweep: LoadedModel.render of {args.images} latents")
+    t1.add_column("render batch", justify="right")
+    t1.add_column("images/s", justify="right")
+    for bs, rate in rates.items():
+        t1.add_row(f"{bs}{' (chosen)' if bs == best_bs else ''}", f"{rate:.1f}")
+    console.print(t1)
+
+    t2 = Table(
+        title=f"images/s per round (in-process at batch {best_bs}; service: {args.clients} "
+        f"clients x {args.requests} requests, 1..{args.rows} latents each)"
+    )
+    for col in ("round", "in-proc", "+png", "per req", "png enc", "in-proc cpu", *LOADS):
+        t2.add_column(col, justify="right")
+    for r, (local, loads) in enumerate(rounds):
+        t2.add_row(
+            str(r + 1),
+            f"{local.images_per_s:.1f}",
+            f"{local.with_png:.1f}",
+            f"{local.per_request_per_s:.1f}",
+            f"{local.png_per_s:.0f}",
+            f"{local.cpu_s_per_100_images:.2f}",
+            *(f"{loads[k].images_per_s:.1f}" for k in LOADS),
+        )
+    med = figures["median"]
+    t2.add_row(
+        "median",
+        f"{med['in_process']:.1f}",
+        f"{med['in_process_png']:.1f}",
+        f"{med['in_process_per_request']:.1f}",
+        "",
+        "",
+        *(f"{med[k.replace(' ', '_')]:.1f}" for k in LOADS),
+        style="bold",
+    )
+    console.print(t2)
+
+    t3 = Table(
+        title="service loads in detail",
+        caption="cpu: CPU seconds per 100 images (in-proc cpu above is the same unit); "
+        "busy: worker time inside batches / wall time",
+    )
+    for col in ("round", "load", "img/s", "p50 ms", "p95 ms", "jobs/batch", "busy"):
+        t3.add_column(col, justify="right")
+    for col in ("worker", "gateway", "redis", "clients", "total"):
+        t3.add_column(f"cpu {col}", justify="right")
+    for r, (_, loads) in enumerate(rounds):
+        for name in LOADS:
+            x = loads[name].summary()
+            cpu = x["cpu_s_per_100_images"]
+            t3.add_row(
+                str(r + 1),
+                name,
+                f"{x['images_per_s']:.1f}",
+                f"{x['p50_ms']:.0f}",
+                f"{x['p95_ms']:.0f}",
+                f"{x['jobs_per_batch']:.1f}",
+                f"{x['worker_busy']:.0%}",
+                *(f"{cpu[k]:.2f}" for k in ("worker", "gateway", "redis", "clients")),
+                f"{x['cpu_s_per_100_images_total']:.2f}",
+            )
+    console.print(t3)
+
+    t4 = Table(title="ratios (each round's figures were measured next to each other)")
+    for col in ("ratio", "median", "min", "max"):
+        t4.add_column(col, justify="right" if col != "ratio" else "left")
+    for key, text in RATIOS.items():
+        per_round = [r["ratios"][key] for r in figures["rounds"]]
+        t4.add_row(
+            text, f"{np.median(per_round):.2f}", f"{min(per_round):.2f}", f"{max(per_round):.2f}"
+        )
+    console.print(t4)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=40, help="per client")
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--rows", type=int, default=2, help="latents per request")
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--requests", type=int, default=20, help="timed requests per client")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent SDK clients")
+    parser.add_argument("--rows", type=int, default=4, help="latents per request: 1..rows")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians")
+    parser.add_argument("--images", type=int, default=256, help="in-process latents per pass")
+    parser.add_argument("--call-timeout", type=float, default=60.0, help="seconds per call")
+    parser.add_argument("--load-timeout", type=float, default=300.0, help="seconds per load")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    if min(args.requests, args.clients, args.rows, args.images, args.rounds) < 1:
+        parser.error("--requests, --clients, --rows, --rounds and --images must be >= 1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    began = time.perf_counter()
 
-    local = in_process([1, 8, 16, 32, 64], images=256)
-    best_bs = max(local, key=lambda b: local[b])
-    on = StackConfig(port=0, workers=1, max_batch=32, max_wait_ms=5)
-    off = StackConfig(port=0, workers=1, max_batch=1, max_wait_ms=0)
-    batched = through_service(on, args.clients, args.requests, args.rows, "raw")
-    unbatched = through_service(off, args.clients, args.requests, args.rows, "raw")
-    batched_png = through_service(on, args.clients, args.requests, args.rows, "png")
+    model = load_generator()
+    log.info("in-process sweep over render batch sizes %s", BATCH_SIZES)
+    rates = sweep(model, max(args.images // 2, *BATCH_SIZES))
+    best_bs = max(rates, key=lambda b: rates[b])
 
-    print("in-process render, images/s by batch size:")
-    for bs, ips in local.items():
-        print(f"  batch {bs:3d}: {ips:8.1f}")
-    print(f"service, {args.clients} clients x {args.requests} requests x {args.rows} latents:")
-    print(f"  batching on  (max_batch 32, 5 ms), raw: {batched:8.1f} images/s")
-    print(f"  batching on  (max_batch 32, 5 ms), png: {batched_png:8.1f} images/s")
-    print(f"  batching off (max_batch 1),        raw: {unbatched:8.1f} images/s")
-    print(
-        f"ratio service (batched, raw) / in-process best (batch {best_bs}): "
-        f"{batched / local[best_bs]:.2f}"
-    )
-    print(f"ratio batching on / off: {batched / unbatched:.2f}")
-    print(
-        json.dumps(
-            {
-                "in_process_images_per_s": local,
-                "best_batch": best_bs,
-                "service_batched_raw": batched,
-                "service_batched_png": batched_png,
-                "service_unbatched_raw": unbatched,
-                "ratio_service_over_in_process": batched / local[best_bs],
-                "ratio_batching_on_over_off": batched / unbatched,
-            }
-        )
-    )
+    rounds: list[tuple[Local, dict[str, Load]]] = []
+    load_args = (args.clients, args.requests, args.rows, args.call_timeout, args.load_timeout)
+    with tempfile.TemporaryDirectory() as logs, contextlib.ExitStack() as exits:
+        log.info("starting two stacks (batching on, batching off)")
+        on = start_service("batching on", 32, 5.0, logs, exits)
+        off = start_service("batching off", 1, 0.0, logs, exits)
+        services = {"on raw": (on, "raw"), "off raw": (off, "raw"), "on png": (on, "png")}
+        for r in range(args.rounds):
+            local = in_process(model, best_bs, args.images, args.rows)
+            log.info("round %d: in-process %.1f images/s", r + 1, local.images_per_s)
+            loads = {}
+            for name in LOADS:
+                loads[name] = run_load(*services[name], *load_args)
+                log.info("round %d: %s %.1f images/s", r + 1, name, loads[name].images_per_s)
+            rounds.append((local, loads))
+        log.info("stopping the stacks")
+
+    def median(values: list[float]) -> float:
+        return float(np.median(values))
+
+    per_round = [
+        {
+            "in_process": asdict(local) | {"with_png": local.with_png},
+            "loads": {k.replace(" ", "_"): v.summary() for k, v in loads.items()},
+            "ratios": ratios(local, loads),
+        }
+        for local, loads in rounds
+    ]
+    figures: dict[str, Any] = {
+        "clients": args.clients,
+        "requests_per_client": args.requests,
+        "rows_max": args.rows,
+        "in_process_sweep_images_per_s": {str(k): v for k, v in rates.items()},
+        "in_process_batch": best_bs,
+        "rounds": per_round,
+        "median": {
+            "in_process": median([x.images_per_s for x, _ in rounds]),
+            "in_process_png": median([x.with_png for x, _ in rounds]),
+            "in_process_per_request": median([x.per_request_per_s for x, _ in rounds]),
+            **{
+                k.replace(" ", "_"): median([loads[k].images_per_s for _, loads in rounds])
+                for k in LOADS
+            },
+            **{f"ratio_{k}": median([r["ratios"][k] for r in per_round]) for k in RATIOS},
+        },
+        "bench_seconds": time.perf_counter() - began,
+    }
+    print_report(args, rates, best_bs, rounds, figures)
+    print(json.dumps(figures, sort_keys=True))
 
 
 if __name__ == "__main__":

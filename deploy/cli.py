@@ -54,6 +54,7 @@ def _worker(args: argparse.Namespace) -> None:
         max_wait_ms=args.max_wait_ms,
         max_render_batch=args.max_render_batch,
         metrics_port=args.metrics_port,
+        torch_threads=args.torch_threads,
     )
     if args.models:
         settings.models = args.models.split(",")
@@ -230,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--max-render-batch", type=int, default=64, help="images per generator pass")
     p.add_argument("--metrics-port", type=int, default=0)
+    p.add_argument("--torch-threads", type=int, default=0, help="0: one per core")
     p.add_argument(
         "--scorer",
         action="append",

@@ -24,6 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import torch
 from prometheus_client import Counter, Histogram, start_http_server
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -70,6 +71,7 @@ class WorkerSettings:
     max_render_batch: int = 64  # images per generator forward pass
     worker_id: str = ""
     metrics_port: int = 0  # 0: no /metrics endpoint
+    torch_threads: int = 0  # generator intra-op threads; 0: torch's default (one per core)
     scorer_files: dict[str, dict[str, str]] = field(default_factory=dict)  # model -> name -> .pt
     limits: Limits = field(default_factory=Limits)
 
@@ -100,6 +102,8 @@ class Worker:
     def __init__(self, settings: WorkerSettings, models: dict[str, LoadedModel] | None = None):
         self.settings = settings
         self.id = settings.worker_id
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
         self.models = models or {
             name: load_model(
                 get_spec(name), settings.device, settings.dtype, settings.max_render_batch
