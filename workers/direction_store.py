@@ -17,6 +17,7 @@ from typing import cast
 
 import numpy as np
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from latentedit import keys, validate
 from latentedit.codec import from_tensor, to_tensor
@@ -50,21 +51,32 @@ class DirectionStore:
         """Store (or overwrite, bumping the version) a direction; returns it with its vector."""
         validate.name(name)
         v = unit(vector)
-        version = int(await self.redis.hincrby(keys.direction_versions(model), name, 1))
         msg = pb.Direction(
             id=f"{model}/{name}",
             model=model,
             name=name,
             method=method,
             params=params or {},
-            version=version,
             created_unix_ms=int(time.time() * 1000),
             model_version=model_version,
             vector=to_tensor(v.astype(np.float32)),
             metrics=metrics or {},
         )
-        await self.redis.hset(keys.directions(model), name, msg.SerializeToString())
-        return msg
+        versions = keys.direction_versions(model)
+        # Version and message change together (WATCH/MULTI), so concurrent puts never leave a
+        # message stored under another put's version.
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(versions)
+                    msg.version = int(await pipe.hget(versions, name) or 0) + 1
+                    pipe.multi()
+                    pipe.hset(versions, name, msg.version)
+                    pipe.hset(keys.directions(model), name, msg.SerializeToString())
+                    await pipe.execute()
+                    return msg
+                except WatchError:
+                    continue
 
     async def get_many(self, model: str, names: list[str]) -> list[CachedDirection]:
         """Current directions for ``names`` (cached unless changed); NotFound names the missing."""

@@ -113,9 +113,9 @@ def cosines(vector: np.ndarray, others: np.ndarray) -> np.ndarray:
 def seeded_latents(seeds: list[int], dim: int) -> np.ndarray:
     """One standard-normal latent per seed (N, d) float32; the same seed always gives the same z."""
     return (
-        np.stack([np.random.default_rng(int(s)).standard_normal(dim) for s in seeds]).astype(
-            np.float32
-        )
+        np.stack(
+            [np.random.default_rng(int(s) % 2**64).standard_normal(dim) for s in seeds]
+        ).astype(np.float32)
         if seeds
         else np.zeros((0, dim), np.float32)
     )

@@ -110,8 +110,11 @@ def probe_image(msg: pb.Image, max_pixels: int, field: str = "image") -> tuple[i
             )
         return w, h
     try:
-        with PILImage.open(io.BytesIO(msg.data)) as img:
-            w, h = img.size
+        with warnings.catch_warnings():
+            # The cap below is ours; Pillow's own bomb warning must not turn it into "undecodable".
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            with PILImage.open(io.BytesIO(msg.data)) as img:
+                w, h = img.size
     except PILImage.DecompressionBombError as exc:
         raise InvalidArgument(
             f"{field}: image exceeds the cap of {max_pixels} pixels ({exc})"

@@ -16,7 +16,7 @@ from latentedit.codec import from_tensor, latents_from, probe_image
 from latentedit.errors import InvalidArgument, NotFound
 from latentedit.v1 import latentedit_pb2 as pb
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}\Z")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from PIL import Image
+from PIL import Image, ImageFile
 
 from latentedit.codec import (
     decode_image,
@@ -34,14 +34,21 @@ def test_tensor_round_trip(dtype: type, data: st.DataObject) -> None:
     arr = data.draw(hnp.arrays(dtype, shape))
     back = from_tensor(to_tensor(arr))
     assert back.shape == arr.shape and back.dtype == np.dtype(dtype)
-    np.testing.assert_array_equal(back, arr)
+    assert back.tobytes() == arr.tobytes()  # bit-exact: NaN payloads and -0.0 included
+    assert back.flags.writeable  # a copy, not a view of the message bytes
 
 
-def test_big_endian_input_travels_little_endian() -> None:
-    arr = np.arange(6, dtype=">f4").reshape(2, 3)
+@pytest.mark.parametrize("code", [">f2", ">f4", ">f8", "<f2", "<f4", "<f8", "|u1"])
+def test_any_byte_order_travels_little_endian(code: str) -> None:
+    base = np.arange(12).reshape(2, 3, 2)
+    arr = (base - 5.5 if "f" in code else base).astype(code)  # floats: fractions, negatives
+    assert arr.dtype.str == code
     msg = to_tensor(arr)
-    assert msg.data == np.arange(6, dtype="<f4").tobytes()
-    np.testing.assert_array_equal(from_tensor(msg), arr)
+    assert list(msg.shape) == [2, 3, 2]
+    assert msg.data == arr.astype(arr.dtype.newbyteorder("<")).tobytes()
+    back = from_tensor(msg)
+    assert back.dtype.isnative and back.dtype.kind == arr.dtype.kind
+    np.testing.assert_array_equal(back, arr)
 
 
 @pytest.mark.parametrize(
@@ -52,7 +59,11 @@ def test_big_endian_input_travels_little_endian() -> None:
             ["needs 24 bytes", "20"],
         ),
         (pb.Tensor(dtype=pb.DTYPE_FLOAT32, shape=[-1, 3], data=b""), ["negative"]),
+        (pb.Tensor(dtype=pb.DTYPE_FLOAT64, shape=[2], data=b"\0" * 24), ["needs 16 bytes", "24"]),
+        (pb.Tensor(dtype=pb.DTYPE_UINT8, shape=[], data=b""), ["needs 1 bytes", "got 0"]),
+        (pb.Tensor(dtype=pb.DTYPE_FLOAT32, shape=[-2, -3], data=b"\0" * 24), ["negative"]),
         (pb.Tensor(dtype=pb.DTYPE_UNSPECIFIED, shape=[1], data=b"\0" * 4), ["unknown dtype"]),
+        (pb.Tensor(dtype=99, shape=[1], data=b"\0" * 4), ["unknown dtype 99"]),
     ],
 )
 def test_bad_tensors_are_refused(msg: pb.Tensor, words: list[str]) -> None:
@@ -153,3 +164,54 @@ def test_grey_and_alpha_images_decode_to_rgb() -> None:
     Image.new("LA", (5, 4), (100, 50)).save(buf, format="PNG")
     out = decode_image(pb.Image(data=buf.getvalue()), 1 << 20)
     assert out.shape == (4, 5, 3) and (out == 100).all()
+
+
+def test_oversized_images_are_refused_without_decoding_pixels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loads: list[tuple[int, int]] = []
+    real_load = ImageFile.ImageFile.load
+
+    def spy(self: ImageFile.ImageFile) -> object:
+        loads.append(self.size)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    for w, h in [(20000, 20000), (5000, 4000)]:  # over Pillow's own limit; under it
+        with pytest.raises(InvalidArgument, match=r"images\[3\]: .*cap of 16777216"):
+            decode_image(pb.Image(data=_bilevel_png(w, h)), 4096 * 4096, "images[3]")
+    assert loads == []  # refused from the header alone
+    small = decode_image(pb.Image(data=_bilevel_png(16, 8)), 4096 * 4096)
+    assert small.shape == (8, 16, 3) and (small == 0).all()
+    assert loads == [(16, 8)]  # the spy does see a real decode
+
+
+def test_the_cap_message_does_not_depend_on_warning_filters() -> None:
+    with pytest.raises(InvalidArgument, match="exceeds the cap of 16777216"):
+        probe_image(pb.Image(data=_bilevel_png(12000, 12000)), 4096 * 4096)
+
+
+def test_probe_reads_the_size_of_every_format() -> None:
+    pixels = _pixels(9, 7)
+    for fmt in (pb.IMAGE_FORMAT_PNG, pb.IMAGE_FORMAT_JPEG, pb.IMAGE_FORMAT_WEBP):
+        assert probe_image(encode_image(pixels, fmt), 63) == (7, 9)
+        with pytest.raises(InvalidArgument, match="7x9 pixels exceeds the cap of 62"):
+            probe_image(encode_image(pixels, fmt), 62)
+    raw = encode_image(pixels, pb.IMAGE_FORMAT_RAW)
+    assert probe_image(raw, 63) == (7, 9)
+    with pytest.raises(InvalidArgument, match="7x9 pixels exceeds the cap of 62"):
+        probe_image(raw, 62)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "fmt", "words"),
+    [
+        (np.zeros((4, 4, 3), np.float32), pb.IMAGE_FORMAT_PNG, "uint8 \\(H, W, 3\\)"),
+        (np.zeros((4, 4), np.uint8), pb.IMAGE_FORMAT_PNG, "uint8 \\(H, W, 3\\)"),
+        (np.zeros((4, 4, 4), np.uint8), pb.IMAGE_FORMAT_RAW, "uint8 \\(H, W, 3\\)"),
+        (np.zeros((4, 4, 3), np.uint8), 99, "unknown image format 99"),
+    ],
+)
+def test_encode_refuses_what_it_cannot_write(pixels: np.ndarray, fmt: int, words: str) -> None:
+    with pytest.raises(InvalidArgument, match=words):
+        encode_image(pixels, fmt)  # type: ignore[arg-type]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import numpy as np
 import pytest
 from redis.asyncio import Redis
 
+from latentedit import keys
 from latentedit.codec import from_tensor
 from latentedit.errors import InvalidArgument, NotFound
 from latentedit.workers.direction_store import DirectionStore
@@ -69,3 +73,104 @@ async def test_bad_input_is_refused(redis_client: Redis) -> None:
         await store.put("m", "bad name", np.ones(2), "x", "v")
     with pytest.raises(InvalidArgument, match="non-zero"):
         await store.put("m", "z", np.zeros(2), "x", "v")
+
+
+async def test_metadata_round_trips_and_models_are_separate(redis_client: Redis) -> None:
+    store = DirectionStore(redis_client)
+    await store.put("m", "a", np.array([0.0, -2.0, 0.0]), "sefa", "v9", {"k": "1"}, {"e": 2.5})
+    await store.put("n", "a", np.array([1.0, 0.0]), "import", "v1")
+    got = await store.get("m", "a")
+    assert (got.id, got.model, got.name, got.method, got.model_version) == (
+        "m/a",
+        "m",
+        "a",
+        "sefa",
+        "v9",
+    )
+    assert dict(got.params) == {"k": "1"} and dict(got.metrics) == {"e": 2.5}
+    assert got.created_unix_ms > 0
+    np.testing.assert_array_equal(from_tensor(got.vector), [0, -1, 0])
+    assert (await store.get("n", "a")).version == 1  # versions count per model
+    assert await store.delete("n", "a") is True
+    (still,) = await store.get_many("m", ["a"])
+    np.testing.assert_array_equal(still.vector, [0, -1, 0])
+    assert still.vector.dtype == np.float64 and not still.meta.HasField("vector")
+    assert await store.get_many("m", []) == []
+
+
+async def test_listing_is_sorted_with_unit_vectors(redis_client: Redis) -> None:
+    store = DirectionStore(redis_client)
+    rng = np.random.default_rng(0)
+    for name in ["c", "a", "B", "b"]:
+        await store.put("m", name, rng.standard_normal(5) * 10, "x", "v")
+    listed = await store.list("m", include_vectors=True)
+    assert [d.name for d in listed] == ["B", "a", "b", "c"]
+    for d in listed:
+        assert abs(np.linalg.norm(from_tensor(d.vector)) - 1) < 1e-6
+
+
+async def test_an_evicted_entry_is_fetched_again(redis_client: Redis) -> None:
+    store = DirectionStore(redis_client, cache_size=2)
+    for name, v in [("a", [1.0, 0.0]), ("b", [0.0, 1.0]), ("c", [1.0, 1.0])]:
+        await store.put("m", name, np.array(v), "x", "v")
+    a1, b1 = await store.get_many("m", ["a", "b"])
+    (c1,) = await store.get_many("m", ["c"])  # evicts a, the least recently used
+    assert (await store.get_many("m", ["b"]))[0] is b1  # still cached, now most recent
+    assert (await store.get_many("m", ["c"]))[0] is c1
+    (a2,) = await store.get_many("m", ["a"])  # a miss, which evicts b
+    assert a2 is not a1
+    assert (await store.get_many("m", ["c"]))[0] is c1
+    assert (await store.get_many("m", ["b"]))[0] is not b1
+    np.testing.assert_array_equal(a2.vector, a1.vector)
+
+
+async def test_bad_vectors_and_names_are_refused(redis_client: Redis) -> None:
+    store = DirectionStore(redis_client)
+    for name in ["", "a/b", "a" * 129, "-a"]:
+        with pytest.raises(InvalidArgument, match="must be 1-128"):
+            await store.put("m", name, np.ones(2), "x", "v")
+    with pytest.raises(InvalidArgument, match="finite, non-zero"):
+        await store.put("m", "z", np.array([np.nan, 1.0]), "x", "v")
+    assert await store.list("m", include_vectors=False) == []
+    assert await redis_client.hgetall(keys.direction_versions("m")) == {}  # nothing counted
+
+
+class _DelayedWrites:
+    """A real Redis client whose ``hset`` waits for a gate: one put stalls mid-way."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self.counted = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._redis, name)
+
+    async def hincrby(self, *args: Any) -> int:
+        out = int(await self._redis.hincrby(*args))
+        self.counted.set()
+        return out
+
+    async def hset(self, *args: Any, **kwargs: Any) -> int:
+        await self.gate.wait()
+        return int(await self._redis.hset(*args, **kwargs))
+
+
+async def test_concurrent_puts_leave_one_consistent_answer(redis_client: Redis) -> None:
+    slow = _DelayedWrites(redis_client)
+    first = asyncio.create_task(
+        DirectionStore(slow).put("m", "d", np.array([1.0, 0.0]), "x", "v")  # type: ignore[arg-type]
+    )
+    # the first put holds version 1 but has not written yet (bounded: a fixed put may not stall)
+    counted = asyncio.create_task(slow.counted.wait())
+    await asyncio.wait({first, counted}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+    counted.cancel()
+    await DirectionStore(redis_client).put("m", "d", np.array([0.0, 1.0]), "x", "v")
+    warm = DirectionStore(redis_client)
+    await warm.get_many("m", ["d"])
+    slow.gate.set()
+    await first
+    (cold,) = await DirectionStore(redis_client).get_many("m", ["d"])
+    (cached,) = await warm.get_many("m", ["d"])
+    np.testing.assert_array_equal(cached.vector, cold.vector)
+    assert cold.meta.version == 2  # the counter and the stored message agree

@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -53,3 +54,29 @@ def test_real_dcgan_faces_weights_match_an_independent_computation() -> None:
     vectors, eigen = sefa(model.first_projection().numpy(), 10)
     assert np.all(np.abs(np.sum(reference * vectors, axis=1)) >= 0.999)
     np.testing.assert_allclose(eigen, values[::-1][:10], rtol=1e-9)
+
+
+@settings(deadline=None, max_examples=30)
+@given(st.integers(2, 10), st.integers(1, 10), st.integers(0, 10_000))
+def test_top_k_eigenvalues_are_squared_singular_values(d: int, k: int, seed: int) -> None:
+    k = min(k, d)
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((2 * d, d)) * rng.uniform(0.1, 10, d)  # columns of any scale
+    vectors, values = sefa(a, k)
+    assert vectors.shape == (k, d) and values.shape == (k,)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-12)
+    s = np.linalg.svd(a / np.linalg.norm(a, axis=0), compute_uv=False)
+    np.testing.assert_allclose(values, s[:k] ** 2, rtol=1e-9, atol=1e-12)
+    # unit columns: the eigenvalues of the full Gram matrix sum to its trace, d
+    assert sum(sefa(a, d)[1]) == pytest.approx(d, rel=1e-12)
+    # a column's scale does not matter: SeFa normalises columns first
+    scaled = sefa(a * 7.5, k)[0]  # (sign ties between equal entries may flip a row)
+    np.testing.assert_allclose(np.abs(np.sum(scaled * vectors, axis=1)), 1, atol=1e-9)
+
+
+def test_a_zero_column_has_eigenvalue_zero_along_its_axis() -> None:
+    a = np.random.default_rng(1).standard_normal((20, 4))
+    a[:, 1] = 0
+    vectors, values = sefa(a, 4)
+    assert values[-1] == pytest.approx(0, abs=1e-12)
+    assert abs(vectors[-1, 1]) == pytest.approx(1, abs=1e-12)
