@@ -23,9 +23,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+import latentedit.v1.latentedit_pb2 as pb
+import latentedit.v1.latentedit_pb2_grpc as pb_grpc
 from latentedit.errors import Unavailable
-from latentedit.v1 import latentedit_pb2 as pb
-from latentedit.v1 import latentedit_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 

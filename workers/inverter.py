@@ -219,7 +219,7 @@ class Inverter:
             cfg = replace(cfg, optimize=replace(cfg.optimize, restarts=r))
         offsets = np.cumsum([0, *sizes])
 
-        def progress(step: int, loss: float, psnr: np.ndarray) -> bool:
+        def progress(step: int, loss: float, psnr: np.ndarray) -> np.ndarray:
             for i, m in enumerate(members):
                 if m.job.stream_progress and not m.cancelled.is_set():
                     event = jobs_pb2.JobResult(
@@ -233,7 +233,8 @@ class Inverter:
                         ),
                     )
                     asyncio.run_coroutine_threadsafe(publish(m.job, event), loop)
-            return not all(m.cancelled.is_set() for m in members)
+            # Per image: keep going unless its caller gave up (other clients' images go on).
+            return np.repeat([not m.cancelled.is_set() for m in members], sizes)
 
         generator: Any = model.generator
         return inv.invert(

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,19 @@ from latentedit.errors import LatentEditError
 
 MODEL = "dcgan-faces"
 HEALTH_SEED = 424242  # the seed the post-error health check renders
+
+
+@pytest.fixture(scope="session", autouse=True)
+def latentedit_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Stacks see an empty model home (no trained encoder), as on a fresh machine."""
+    home = tmp_path_factory.mktemp("latentedit-home")
+    old = os.environ.get("LATENTEDIT_HOME")
+    os.environ["LATENTEDIT_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("LATENTEDIT_HOME", None)
+    else:
+        os.environ["LATENTEDIT_HOME"] = old
 
 
 def log_tails(log_dir: Path, chars: int = 3000) -> str:

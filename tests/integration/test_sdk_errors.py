@@ -278,7 +278,7 @@ def test_invert_budgets(client: Client, expect_error: Expect) -> None:
     expect_error(
         InvalidArgument, lambda: client.invert(MODEL, [img], prior_weight=-1), "prior_weight"
     )
-    expect_error(InvalidArgument, lambda: client.invert(MODEL, [img], method="encoder"), "encoder")
+    expect_error(InvalidArgument, lambda: client.invert(MODEL, [img], method="magic"), "magic")
     expect_error(InvalidArgument, lambda: client.invert(MODEL, [img] * 33), "images", "33")
 
 

@@ -76,7 +76,7 @@ def test_sigkill_mid_inversion_is_recovered(make_stack: Callable[..., Stack]) ->
         inverted = box["result"]
         assert inverted.latents.shape == (1, 100)
         assert inverted.steps == 300
-        assert float(inverted.psnr[0]) >= 24, inverted.psnr
+        assert float(inverted.psnr[0]) >= 20, inverted.psnr
 
         # Nothing left behind: the job acknowledged and deleted, the dead consumer gone.
         poll(lambda: r.xlen(STREAM) == 0, 30, "the stream to be empty")

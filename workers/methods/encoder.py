@@ -154,7 +154,7 @@ def train_encoder(
     Args:
         generator_forward: frozen G, z (N, d) -> (N, 3, r, r) in [-1, 1].
         steps: optimiser steps at most; ``max_seconds`` (wall clock) may end training sooner.
-        batch_size: fresh pairs per step.
+        batch_size: pairs per step (see ``reuse``).
         lr: peak Adam learning rate; cosine decay over the run (by step or time, whichever
             is further along).
         progress: called every ``progress_every`` steps with (step, loss, per-image PSNR of a
@@ -171,10 +171,13 @@ def train_encoder(
     """
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    enc = encoder or Encoder(
-        EncoderConfig(latent_dim=latent_dim, resolution=resolution, width=width)
-    )
+    if encoder is None:
+        with torch.random.fork_rng(devices=[]):  # seeded init, global RNG left alone
+            torch.manual_seed(seed)
+            encoder = Encoder(
+                EncoderConfig(latent_dim=latent_dim, resolution=resolution, width=width)
+            )
+    enc = encoder
     probe = generator_forward(torch.zeros(1, latent_dim))
     device = probe.device
     enc.to(device).train()
@@ -277,7 +280,9 @@ class _Pool:
         return z_out, x_out
 
 
-def save_encoder(encoder: Encoder, path: Path, meta: dict[str, float | int | str] | None = None):
+def save_encoder(
+    encoder: Encoder, path: Path, meta: dict[str, float | int | str] | None = None
+) -> None:
     """Write ``{"config": ..., "state_dict": ..., "meta": ...}`` atomically (torch.save)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {

@@ -6,8 +6,9 @@ optimiser loop runs a row-wise Adam: each image has its own step count,
 learning-rate schedule and optional target PSNR (an image that reaches its
 target stops costing compute), and the best iterate per image (by PSNR) is
 what is returned. ``progress(step, loss, psnr)`` is called every few steps
-with the per-image best PSNR (B,); returning False cancels, and the function
-returns what it has.
+with the per-image best PSNR (B,); returning False cancels the batch, a (B,)
+bool array stops the images marked False (one client of a fused batch
+cancelling), and the function returns what it has.
 
 Methods (see /work/shared/METHODS.md, "GAN inversion"):
 
@@ -26,10 +27,11 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -39,8 +41,9 @@ from torch import Tensor, nn
 from latentedit.workers.methods.encoder import Encoder, feature_distance
 from latentedit.workers.methods.invert import psnr_uint8
 
-# (step, loss, per-image best PSNR in dB (B,)) -> False to cancel
-Progress = Callable[[int, float, np.ndarray], bool | None]
+# (step, loss, per-image best PSNR in dB (B,)) -> False to cancel all, a (B,) bool array to
+# stop the images marked False (the others go on), True/None to go on.
+Progress = Callable[[int, float, np.ndarray], bool | np.ndarray | None]
 # images (N, 3, H, W) in [-1, 1] -> feature maps, for a feature (perceptual) loss
 Features = Callable[[Tensor], list[Tensor]]
 
@@ -102,12 +105,23 @@ def psnr(a: Tensor, b: Tensor) -> Tensor:
 
 
 def load_perceptual(path: str, device: torch.device | str = "cpu") -> Features:
-    """An operator-supplied TorchScript feature network as a :data:`Features` callable.
+    """An operator-supplied feature network (perceptual loss) as a :data:`Features` callable.
 
-    The module takes images (N, 3, H, W) in [-1, 1] and returns one feature tensor or a
-    list/tuple of them (for example VGG activations); nothing is downloaded.
+    A ``.pt2`` file is read with ``torch.export.load`` (export it with a dynamic batch
+    dimension), anything else with ``torch.jit.load`` (TorchScript; deprecated in torch
+    2.13). The module maps images (N, 3, H, W) in [-1, 1] to one feature tensor or a
+    list/tuple of them (VGG activations, say). Nothing is downloaded; the file is code as
+    well as weights, so load only files the operator trusts.
     """
-    module = torch.jit.load(path, map_location=device).eval()
+    module: Callable[[Tensor], Any]
+    if str(path).endswith(".pt2"):
+        module = torch.export.load(str(path)).module().to(device)
+    else:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=r"`torch\.jit\.load` is deprecated", category=DeprecationWarning
+            )
+            module = torch.jit.load(str(path), map_location=device).eval()
 
     def features(images: Tensor) -> list[Tensor]:
         out = module(images)
@@ -158,6 +172,28 @@ class InversionResult:
     cancelled: bool = False
 
 
+@dataclass
+class StageResult:
+    """What one method returns for its B images (tensors on the targets' device).
+
+    z: (B, d) codes; residual: (B, C, h, w) first-feature-map residuals or None;
+    psnr: (B,) float dB of the returned iterate (on [0, 1] floats, not uint8);
+    steps: (B,) iterations spent; cancelled: progress returned False;
+    global_steps: loop iterations run (what progress counted);
+    deltas: per image, the fp16 tuning delta (``tune`` only);
+    stopped: (B,) bool, images that a progress mask stopped.
+    """
+
+    z: Tensor
+    residual: Tensor | None
+    psnr: Tensor
+    steps: Tensor
+    cancelled: bool
+    global_steps: int
+    deltas: list[dict[str, Tensor]] | None = None
+    stopped: Tensor | None = None  # (B,) bool: images that progress stopped
+
+
 # ------------------------------------------------------------- generator helpers
 
 
@@ -206,6 +242,7 @@ class _Outcome:
     steps: Tensor  # (B,) int64 steps taken
     cancelled: bool
     global_steps: int
+    stopped: Tensor  # (B,) bool: progress stopped these rows
 
 
 LossFn = Callable[[dict[str, Tensor], Tensor], tuple[Tensor, Tensor]]
@@ -222,6 +259,7 @@ def _optimise(
     progress_every: int,
     step_offset: int = 0,
     report: Callable[[Tensor], np.ndarray] | None = None,
+    rows: Tensor | None = None,
 ) -> _Outcome:
     """Row-wise Adam with a per-row cosine schedule and best-iterate tracking.
 
@@ -229,6 +267,7 @@ def _optimise(
     loss_fn(active params, row indices (M,)) -> (loss per row (M,), reconstruction (M, 3, H, W)).
     steps: (B,) steps allowed per row; target_psnr: (B,) rows stop once their best reaches it.
     report: maps the (B,) best PSNR to what ``progress`` gets (to embed a stage in a larger batch).
+    rows: (B,) index of each row in that larger batch, to read a per-image stop mask.
     """
     b = targets.shape[0]
     device = targets.device
@@ -242,6 +281,7 @@ def _optimise(
     target_psnr = target_psnr.to(device)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     cancelled = False
+    stopped = torch.zeros(b, dtype=torch.bool, device=device)
     k = 0
     evaluated = torch.zeros(b, dtype=torch.bool, device=device)  # current iterate scored?
 
@@ -289,9 +329,17 @@ def _optimise(
         k += 1
         if progress is not None and k % progress_every == 0:
             shown = report(best_psnr) if report else best_psnr.cpu().numpy()
-            if progress(step_offset + k, float(loss_rows.detach().mean()), shown) is False:
+            verdict = progress(step_offset + k, float(loss_rows.detach().mean()), shown)
+            if verdict is False:
                 cancelled = True
                 break
+            if verdict is not None and not isinstance(verdict, bool):
+                keep = torch.as_tensor(np.asarray(verdict, dtype=bool), device=device)
+                keep = keep[rows.to(device)] if rows is not None else keep
+                if keep.shape != (b,):
+                    raise ValueError(f"progress returned a mask of {tuple(keep.shape)} rows")
+                stopped |= ~keep
+                steps = torch.where(stopped, torch.minimum(steps, done), steps)
     # Score the last iterate of rows that moved since they were last scored.
     idx = (~evaluated).nonzero().squeeze(1)
     if idx.numel():
@@ -299,7 +347,7 @@ def _optimise(
         with torch.no_grad():
             _, recon = loss_fn(p, idx)
         score(idx, p, recon)
-    return _Outcome(best, best_psnr, done, cancelled, k)
+    return _Outcome(best, best_psnr, done, cancelled, k, stopped)
 
 
 # ------------------------------------------------------------------ methods
@@ -321,7 +369,7 @@ class HybridConfig:
     steps: int = 200
     lr: float = 0.1
     domain_weight: float = 1e-4  # lambda_dom on |z - E(G(z))|^2 / d
-    prior_weight: float = 1e-3
+    prior_weight: float = 1e-2  # on (|z|^2/d - 1)^2: keeps codes where edits act as on samples
     feature_weight: float = 0.0  # on the encoder's (or ``features``') maps of G(z) vs x
 
 
@@ -330,8 +378,8 @@ class ExtendedConfig:
     steps: int = 200
     lr_z: float = 0.01
     lr_residual: float = 0.05
-    residual_weight: float = 1e-3  # on mean(r^2), r in units of the feature map's std
-    prior_weight: float = 1e-3
+    residual_weight: float = 1e-2  # on mean(r^2), r in units of the feature map's std
+    prior_weight: float = 3e-2
     feature_weight: float = 0.0
 
 
@@ -386,7 +434,7 @@ def optimize(
     progress_every: int = 10,
     features: Features | None = None,
     feature_weight: float = 0.0,
-) -> _StageResult:
+) -> StageResult:
     """Adam on z from R random starts per image (z0 (B, R, d)); best start kept after warm-up.
 
     Same loss as :func:`latentedit.workers.methods.invert.optimize`, plus an optional
@@ -426,14 +474,18 @@ def optimize(
             progress,
             progress_every,
             report=lambda p: p.view(b, r).amax(1).cpu().numpy(),
+            rows=torch.arange(b).repeat_interleave(r),
         )
         best = out.psnr.view(b, r).argmax(1)
         z = out.best["z"].view(b, r, d)[torch.arange(b), best]
         offset, cancelled = out.global_steps, out.cancelled
         warm_steps = out.steps.view(b, r).amax(1)
+        stopped = out.stopped.view(b, r).all(1)
     else:
         warm_steps = torch.zeros(b, dtype=torch.long)
+        stopped = torch.zeros(b, dtype=torch.bool)
     remaining = torch.full((b,), cfg.steps - warm)
+    remaining[stopped.cpu()] = 0
     if cancelled:
         remaining.zero_()
     out = _optimise(
@@ -447,25 +499,15 @@ def optimize(
         progress_every,
         step_offset=offset,
     )
-    return _StageResult(
+    return StageResult(
         z=out.best["z"],
         residual=None,
         psnr=out.psnr,
         steps=out.steps + warm_steps.to(out.steps.device),
         cancelled=cancelled or out.cancelled,
+        stopped=out.stopped | stopped.to(out.stopped.device),
         global_steps=offset + out.global_steps,
     )
-
-
-@dataclass
-class _StageResult:
-    z: Tensor
-    residual: Tensor | None
-    psnr: Tensor
-    steps: Tensor
-    cancelled: bool
-    global_steps: int
-    deltas: list[dict[str, Tensor]] | None = None
 
 
 def hybrid(
@@ -484,7 +526,8 @@ def hybrid(
     progress_every: int = 10,
     step_offset: int = 0,
     report: Callable[[Tensor], np.ndarray] | None = None,
-) -> _StageResult:
+    rows: Tensor | None = None,
+) -> StageResult:
     """In-domain inversion: z = E(x) (or ``z0``), then Adam on
     |G(z) - x|^2 + lambda_dom |z - E(G(z))|^2 / d + prior + feature loss.
 
@@ -530,8 +573,11 @@ def hybrid(
         progress_every,
         step_offset,
         report,
+        rows,
     )
-    return _StageResult(out.best["z"], None, out.psnr, out.steps, out.cancelled, out.global_steps)
+    return StageResult(
+        out.best["z"], None, out.psnr, out.steps, out.cancelled, out.global_steps, None, out.stopped
+    )
 
 
 def extended(
@@ -551,7 +597,8 @@ def extended(
     step_offset: int = 0,
     report: Callable[[Tensor], np.ndarray] | None = None,
     scale: Tensor | None = None,
-) -> _StageResult:
+    rows: Tensor | None = None,
+) -> StageResult:
     """Optimise an extended code (z, r): image = G.tail(G.head(z) + r).
 
     r (B, C, h, w) lives on the first feature map (the W+ analogue for a DCGAN) and is
@@ -593,9 +640,17 @@ def extended(
         progress_every,
         step_offset,
         report,
+        rows,
     )
-    return _StageResult(
-        out.best["z"], out.best["r"] * s, out.psnr, out.steps, out.cancelled, out.global_steps
+    return StageResult(
+        out.best["z"],
+        out.best["r"] * s,
+        out.psnr,
+        out.steps,
+        out.cancelled,
+        out.global_steps,
+        None,
+        out.stopped,
     )
 
 
@@ -831,7 +886,8 @@ def tune(
     progress_every: int = 10,
     step_offset: int = 0,
     report: Callable[[Tensor], np.ndarray] | None = None,
-) -> _StageResult:
+    rows: Tensor | None = None,
+) -> StageResult:
     """Pivotal tuning: the pivot (z, residual) stays fixed; a per-image delta of the
     generator's weights is fitted by Adam on pixel MSE (+ feature loss).
 
@@ -871,15 +927,16 @@ def tune(
         progress_every,
         step_offset,
         report,
+        rows,
     )
     final = _scaled(out.best, scales)
     deltas = [
         {k: v[i].detach().to("cpu", torch.float16).contiguous() for k, v in final.items()}
         for i in range(b)
     ]
-    res = _StageResult(z, residual, out.psnr, out.steps, out.cancelled, out.global_steps)
-    res.deltas = deltas
-    return res
+    return StageResult(
+        z, residual, out.psnr, out.steps, out.cancelled, out.global_steps, deltas, out.stopped
+    )
 
 
 def delta_nbytes(delta: dict[str, Tensor]) -> int:
@@ -986,6 +1043,7 @@ class _Tracker:
     def __init__(self, b: int, device: torch.device) -> None:
         self.psnr = torch.full((b,), -math.inf, device=device)
         self.steps = torch.zeros(b, dtype=torch.long, device=device)
+        self.stopped = torch.zeros(b, dtype=torch.bool, device=device)
         self.global_steps = 0
         self.cancelled = False
 
@@ -1024,7 +1082,8 @@ def invert(
         steps: (B,) or scalar per-image step budget (default ``cfg.steps``).
         features: optional feature network for a feature loss (weights in the configs).
         progress: (step, loss, per-image best PSNR (B,)) every ``cfg.progress_every``
-            steps; False cancels, and what was reached so far is returned.
+            steps; False cancels, a (B,) bool array stops the images marked False
+            (no later stage runs for them); what was reached so far is returned.
     Returns:
         an :class:`InversionResult` (PSNR measured on the uint8 reconstruction).
     """
@@ -1046,10 +1105,12 @@ def invert(
         trail=[[] for _ in range(b)],
     )
 
-    def record(name: str, rows: Tensor, res: _StageResult) -> None:
+    def record(name: str, rows: Tensor, res: StageResult) -> None:
         track.global_steps += res.global_steps
         track.cancelled = track.cancelled or res.cancelled
         track.steps[rows] += res.steps.to(device)
+        if res.stopped is not None:
+            track.stopped[rows] |= res.stopped.to(device)
         better = res.psnr.to(device) >= track.psnr[rows]
         for j, i in enumerate(rows.tolist()):
             state.trail[i].append((name, float(res.psnr[j]), int(res.steps[j])))
@@ -1076,7 +1137,8 @@ def invert(
             state.methods[i] = name
 
     def open_rows() -> Tensor:
-        return ((track.psnr < tpsnr) & (track.steps < budget)).nonzero().squeeze(1)
+        short = (track.psnr < tpsnr) & (track.steps < budget) & ~track.stopped
+        return short.nonzero().squeeze(1)
 
     def run_encoder() -> None:
         if encoder is None:
@@ -1085,9 +1147,7 @@ def invert(
         z = encode(encoder, targets)
         with torch.no_grad():
             p = psnr(generate(generator, z), targets)
-        record(
-            "encoder", rows, _StageResult(z, None, p, torch.zeros(b, dtype=torch.long), False, 0)
-        )
+        record("encoder", rows, StageResult(z, None, p, torch.zeros(b, dtype=torch.long), False, 0))
 
     def start_z() -> Tensor:
         if z0 is None:
@@ -1103,7 +1163,7 @@ def invert(
             generator, encoder, targets[rows], cfg.hybrid,
             z0=state.z[rows], steps=stage_steps(rows, upto), target_psnr=tpsnr[rows],
             features=features, progress=progress, progress_every=every,
-            step_offset=track.global_steps, report=track.report_for(rows),
+            step_offset=track.global_steps, report=track.report_for(rows), rows=rows,
         )  # fmt: skip
         record("hybrid", rows, res)
 
@@ -1113,7 +1173,7 @@ def invert(
             residual0=None if state.residual is None else state.residual[rows],
             steps=stage_steps(rows, upto), target_psnr=tpsnr[rows], features=features,
             progress=progress, progress_every=every, step_offset=track.global_steps,
-            report=track.report_for(rows),
+            report=track.report_for(rows), rows=rows,
         )  # fmt: skip
         record("extended", rows, res)
 
@@ -1123,7 +1183,7 @@ def invert(
             residual=None if state.residual is None else state.residual[rows],
             steps=stage_steps(rows, 1.0), target_psnr=tpsnr[rows], features=features,
             progress=progress, progress_every=every, step_offset=track.global_steps,
-            report=track.report_for(rows),
+            report=track.report_for(rows), rows=rows,
         )  # fmt: skip
         record("tune", rows, res)
 
