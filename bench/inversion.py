@@ -38,7 +38,7 @@ from latentedit.workers.methods.encoder import (
     save_encoder,
     train_encoder,
 )
-from latentedit.workers.methods.invert import preprocess
+from latentedit.workers.methods.preprocess import preprocess
 from latentedit.workers.models.registry import get_spec
 from latentedit.workers.models.runtime import from_uint8, load_model
 

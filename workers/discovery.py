@@ -23,7 +23,7 @@ from latentedit.workers import latent_math as lm
 from latentedit.workers.direction_store import DirectionStore
 from latentedit.workers.methods.ganspace import ganspace, layer_sampler
 from latentedit.workers.methods.interfacegan import train_boundary
-from latentedit.workers.methods.invert import preprocess
+from latentedit.workers.methods.preprocess import preprocess
 from latentedit.workers.methods.sefa import sefa
 from latentedit.workers.models.runtime import LoadedModel, from_uint8
 from latentedit.workers.scorers import Scorer

@@ -34,7 +34,7 @@ from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.validate import Limits
 from latentedit.workers.methods import inversion as inv
 from latentedit.workers.methods.encoder import Encoder, encoder_path, load_encoder
-from latentedit.workers.methods.invert import Crop, preprocess
+from latentedit.workers.methods.preprocess import Crop, preprocess
 from latentedit.workers.methods.tuning_store import delta_from_bytes, delta_to_bytes
 from latentedit.workers.models.runtime import LoadedModel, from_uint8
 

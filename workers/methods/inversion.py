@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from latentedit.workers.methods.encoder import Encoder, feature_distance
-from latentedit.workers.methods.invert import psnr_uint8
+from latentedit.workers.methods.preprocess import psnr_uint8
 
 # (step, loss, per-image best PSNR in dB (B,)) -> False to cancel all, a (B,) bool array to
 # stop the images marked False (the others go on), True/None to go on.
@@ -437,7 +437,7 @@ def optimize(
 ) -> StageResult:
     """Adam on z from R random starts per image (z0 (B, R, d)); best start kept after warm-up.
 
-    Same loss as :func:`latentedit.workers.methods.invert.optimize`, plus an optional
+    Same loss as the original latent optimisation, plus an optional
     feature loss, per-image early stop at ``target_psnr`` and progress/cancel.
     """
     b, r, d = z0.shape

@@ -24,7 +24,7 @@ from scipy.ndimage import gaussian_filter
 from latentedit.workers.methods import inversion as inv
 from latentedit.workers.methods import tuning_store
 from latentedit.workers.methods.encoder import Encoder, train_encoder
-from latentedit.workers.methods.invert import preprocess
+from latentedit.workers.methods.preprocess import preprocess
 from latentedit.workers.models.dcgan import DCGANGenerator
 from latentedit.workers.models.runtime import from_uint8
 

@@ -6,12 +6,8 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
-from latentedit.workers.methods.invert import OptimizeConfig, optimize, preprocess, psnr_uint8
-from latentedit.workers.models.dcgan import DCGANGenerator
-from latentedit.workers.models.registry import get_spec
-from latentedit.workers.models.runtime import load_model, to_uint8
+from latentedit.workers.methods.preprocess import preprocess, psnr_uint8
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -67,38 +63,3 @@ def test_psnr_from_a_known_mse() -> None:
     assert out[1] == pytest.approx(10 * math.log10(2))  # no uint8 wrap-around
     assert np.isposinf(out[2])
     np.testing.assert_array_equal(psnr_uint8(b, a), out)
-
-
-def test_the_best_restart_of_each_image_is_kept() -> None:
-    """With no prior, a start at the true code has zero gradient and must win and stay."""
-    torch.manual_seed(0)
-    # float64, so that batch-size-dependent rounding leaves no gradient at the true code
-    gen = DCGANGenerator(latent_dim=8, width=4).double().eval().requires_grad_(False)
-    truth = torch.randn(2, 8, dtype=torch.float64)
-    with torch.no_grad():
-        targets = gen(truth)
-    z0 = torch.randn(2, 3, 8, dtype=torch.float64) * 3
-    z0[0, 2], z0[1, 0] = truth[0], truth[1]  # a different restart slot per image
-    assert (z0 - truth[:, None]).norm(dim=2).sort(dim=1).values[:, 1].min() > 1  # others far
-    out = optimize(gen, targets, z0, torch.zeros(2), OptimizeConfig(steps=16, lr=0.05))
-    assert out.shape == (2, 8) and out.dtype == torch.float32
-    torch.testing.assert_close(out, truth.float(), rtol=0, atol=1e-6)
-
-
-def test_optimize_reconstructs_generated_faces() -> None:
-    model = load_model(get_spec("dcgan-faces"))
-    rng = torch.Generator().manual_seed(0)
-    truth = torch.randn(2, 100, generator=rng)
-    z0 = torch.randn(2, 2, 100, generator=rng)
-    with torch.no_grad():
-        targets = model.forward(truth)
-        starts = model.forward(z0.reshape(4, 100))
-    target_pixels = to_uint8(targets)
-    start_psnr = psnr_uint8(to_uint8(starts), np.repeat(target_pixels, 2, 0)).reshape(2, 2)
-
-    z = optimize(model.forward, targets, z0, torch.full((2,), 1e-3), OptimizeConfig(steps=40))
-    with torch.no_grad():
-        psnr = psnr_uint8(to_uint8(model.forward(z)), target_pixels)
-    # far better than the best random start of each image (about 10-14 dB)
-    assert (psnr > start_psnr.max(1) + 5).all(), (psnr, start_psnr)
-    assert (psnr > 18).all(), psnr

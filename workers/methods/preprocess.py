@@ -1,0 +1,36 @@
+"""Input images for inversion: centre crop + resize to the model, and PSNR of uint8 images.
+
+The inversion methods themselves live in :mod:`latentedit.workers.methods.inversion`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image as PILImage
+
+
+@dataclass
+class Crop:
+    left: int
+    top: int
+    size: int
+
+
+def preprocess(pixels: np.ndarray, resolution: int) -> tuple[np.ndarray, Crop]:
+    """Centre-crop to a square and resize: uint8 (H, W, 3) -> uint8 (r, r, 3) and the crop used."""
+    h, w = pixels.shape[:2]
+    size = min(h, w)
+    crop = Crop(left=(w - size) // 2, top=(h - size) // 2, size=size)
+    img = PILImage.fromarray(pixels).crop((crop.left, crop.top, crop.left + size, crop.top + size))
+    if size != resolution:
+        img = img.resize((resolution, resolution), PILImage.Resampling.LANCZOS)
+    return np.asarray(img, dtype=np.uint8), crop
+
+
+def psnr_uint8(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """PSNR in dB of uint8 image batches (N, H, W, 3) -> (N,); inf for identical images."""
+    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(1)
+    with np.errstate(divide="ignore"):
+        return np.asarray(10 * np.log10(255.0**2 / mse))
