@@ -1,4 +1,4 @@
-"""latentedit.workers.methods.invert: preprocessing, PSNR, and batched latent optimisation."""
+"""latentedit.workers.methods.preprocess: centre crop + resize, and PSNR of uint8 images."""
 
 from __future__ import annotations
 
