@@ -16,7 +16,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import numpy as np
 
@@ -58,12 +57,6 @@ def error_result(job_id: str, err: LatentEditError) -> jobs_pb2.JobResult:
     return jobs_pb2.JobResult(
         job_id=job_id, error=jobs_pb2.JobError(code=err.code.value[0], message=err.message)
     )
-
-
-def _render_with(
-    model: LoadedModel, flat: np.ndarray, residual: np.ndarray | None, deltas: list[Any]
-) -> np.ndarray:
-    return render_extras(model, flat, residual, deltas)
 
 
 def _encode_all(pixels: np.ndarray, fmt: pb.ImageFormat) -> list[pb.Image]:
@@ -204,7 +197,7 @@ class JobRunner:
         deltas = await self.inverter.deltas(model, ids)
         rep_residual = None if residual is None else np.repeat(residual, frames, axis=0)
         rep_deltas = [d for d in deltas for _ in range(frames)]
-        return partial(_render_with, model, residual=rep_residual, deltas=rep_deltas)
+        return partial(render_extras, model, residual=rep_residual, deltas=rep_deltas)
 
     async def _plan_edit(self, model: LoadedModel, job_id: str, req: pb.EditRequest) -> RenderPlan:
         z, names, strengths, ts = validate.edit(req, model.latent_dim, self.limits)
