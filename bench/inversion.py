@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = load_model(get_spec("dcgan-faces"))
     g = model.generator
+    g.to(memory_format=torch.channels_last)  # faster CPU convolutions
     d = model.latent_dim
     path = args.encoder or encoder_path(model.name, model.version)
     print(
@@ -97,8 +98,6 @@ def main(argv: list[str] | None = None) -> int:
             d,
             model.spec.resolution,
             steps=1_000_000,
-            batch_size=32,
-            lr=1e-3,
             seed=0,
             max_seconds=args.train_seconds,
         )

@@ -113,6 +113,7 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _train_encoder(args: argparse.Namespace) -> None:
+    import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from latentedit.workers.methods.encoder import encoder_path, save_encoder, train_encoder
@@ -120,6 +121,7 @@ def _train_encoder(args: argparse.Namespace) -> None:
     from latentedit.workers.models.runtime import load_model
 
     model = load_model(get_spec(args.model), args.device)
+    model.generator.to(memory_format=torch.channels_last)  # faster CPU convolutions
     path = encoder_path(model.name, model.version)
     with Progress(
         TextColumn("[bold]encoder[/bold] {task.fields[status]}"), BarColumn(), TimeElapsedColumn()
@@ -252,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("model")
     p.add_argument("--minutes", type=float, default=14.0, help="wall-clock budget")
     p.add_argument("--steps", type=int, default=20000, help="at most this many steps")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_train_encoder)

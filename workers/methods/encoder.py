@@ -131,8 +131,8 @@ def train_encoder(
     latent_dim: int,
     resolution: int,
     steps: int = 2000,
-    batch_size: int = 32,
-    lr: float = 1e-3,
+    batch_size: int = 16,
+    lr: float = 4e-4,
     seed: int = 0,
     progress: Progress | None = None,
     *,
@@ -177,7 +177,8 @@ def train_encoder(
             encoder = Encoder(
                 EncoderConfig(latent_dim=latent_dim, resolution=resolution, width=width)
             )
-    enc = encoder
+    # channels-last convolutions are ~20 % faster on CPU (oneDNN); the saved weights are the same
+    enc = encoder.to(memory_format=torch.channels_last)
     probe = generator_forward(torch.zeros(1, latent_dim))
     device = probe.device
     enc.to(device).train()
@@ -213,7 +214,7 @@ def train_encoder(
             x = generator_forward(z)
         if reuse > 1:
             z, x = pool.exchange(z, x, batch_size, gen)
-        z_hat, feats = enc.features(x)
+        z_hat, feats = enc.features(x.contiguous(memory_format=torch.channels_last))
         late = frac >= pixel_start and (pixel_weight > 0 or feature_weight > 0)
         loss = (late_latent_weight if late else latent_weight) * (z_hat - z).square().mean()
         if late:
