@@ -144,6 +144,21 @@ def test_hybrid_beats_encoder_alone(gen: DCGANGenerator, encoder: Encoder) -> No
     torch.testing.assert_close(inv.psnr(gen(res.z), x), res.psnr, atol=1e-3, rtol=0)
 
 
+def test_encoder_feedback_improves_on_one_pass_and_never_loses(
+    gen: DCGANGenerator, encoder: Encoder
+) -> None:
+    _, x = samples(gen, 16, seed=97)
+    one = inv.psnr(gen(inv.encode(encoder, x)), x)
+    z0, p0 = inv.encode_feedback(gen, encoder, x, inv.FeedbackConfig(passes=0))
+    torch.testing.assert_close(z0, inv.encode(encoder, x))
+    torch.testing.assert_close(p0, one)
+    z, p = inv.encode_feedback(gen, encoder, x, inv.FeedbackConfig(passes=6))
+    log.info("encoder one pass %.2f dB, with feedback %.2f dB", one.mean(), p.mean())
+    assert bool((p >= one - 1e-4).all())  # the best iterate is kept
+    assert p.mean() > one.mean() + 0.5
+    torch.testing.assert_close(inv.psnr(gen(z), x), p, atol=1e-3, rtol=0)
+
+
 def test_domain_regulariser_keeps_codes_closer_to_the_encoder(
     gen: DCGANGenerator, encoder: Encoder
 ) -> None:
