@@ -446,7 +446,7 @@ def encode_feedback(
 ) -> tuple[Tensor, Tensor]:
     """targets (B, 3, H, W) in [-1, 1] -> (z (B, d) float32, PSNR of G(z) (B,) dB); no grad."""
     e_x = encode(encoder, targets)
-    z, best_z = e_x.clone(), e_x.clone()
+    z, best_z = e_x, e_x.clone()  # z is rebound, never written in place
     best = torch.full((len(targets),), -math.inf, device=targets.device)
     with torch.no_grad():
         for k in range(cfg.passes + 1):
