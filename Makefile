@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 PROTO_SRC := protos/latentedit/v1/latentedit.proto protos/latentedit/v1/jobs.proto
 
-.PHONY: demo test lint typecheck proto proto-check bench redis-server clean
+.PHONY: demo test lint typecheck proto proto-check sync-client bench soak fuzz redis-server clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -44,8 +44,19 @@ proto: $(BIN)/.installed
 proto-check: $(BIN)/.installed
 	$(BIN)/python -m pytest -q tests/test_proto_fresh.py
 
+# client/sync_client.py is generated from client/async_client.py (tests/test_sync_client_fresh.py).
+sync-client: $(BIN)/.installed
+	$(BIN)/python scripts/gen_sync_client.py
+
+# >= 10,000 malformed calls across every RPC against a private stack; prints the status histogram.
+fuzz: $(BIN)/.installed redis-server
+	$(BIN)/python bench/fuzz.py --calls 10000
+
 bench: $(BIN)/.installed redis-server
 	$(BIN)/python bench/throughput.py
+
+soak: $(BIN)/.installed redis-server
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -1,14 +1,25 @@
-"""Throughput of dcgan-faces: the generator in-process vs through the service; batching on vs off.
+"""Throughput of a served model: the generator in-process vs through the service; batching on/off.
 
-    .venv/bin/python bench/throughput.py [--requests 20] [--clients 16] [--rows 4] [--rounds 3]
+    .venv/bin/python bench/throughput.py [--model dcgan-faces] [--requests 20] [--clients 16]
+        [--rows 4] [--rounds 3] [--worker-arg=--torch-threads=2 ...]
+    .venv/bin/python bench/throughput.py --sweep 1,2,4,8,16,32,64   # batching on / off per
+        concurrency (RAW images), then the usual rounds
+
+``--model`` names any model the worker can serve (default ``dcgan-faces``); ``--worker-arg``
+(repeatable) passes flags through to ``latentedit worker`` (e.g. an operator's model
+definition; when one of them contains ``--model`` the bench does not add ``--models``).
+``SERVED`` below is that model, ``d`` its latent size. ``--torch-threads N`` sets the generator's
+intra-op threads in-process and in the workers alike (on a machine shared with other work, 1
+avoids threads waiting on each other). Before the rounds, ``--latency-calls`` one-image Generate
+calls, one at a time on the batching stack, give the p50 / p99 at concurrency 1.
 
 Everything is measured in this one run, side by side, because the machine is shared and noisy:
 read the ratios, not the absolute images/s.
 
-1. in-process sweep: ``LoadedModel.render`` (latents (N, 100) float32 -> uint8 (N, 64, 64, 3))
+1. in-process sweep: ``LoadedModel.render`` (latents (N, d) float32 -> uint8 (N, H, W, 3))
    of ``--images`` / 2 latents at render batch sizes 1, 8, 16, 32, 64, one pass each; the fastest
    batch size is used below as this machine's ceiling.
-2. two stacks (private redis-server, gateway, one worker serving dcgan-faces, port 0):
+2. two stacks (private redis-server, gateway, one worker serving the model, port 0):
    batching on (max_batch 32 jobs, max_wait_ms 5: the defaults) and off (max_batch 1,
    max_wait_ms 0).
 3. ``--rounds`` rounds, each measuring next to each other:
@@ -30,7 +41,8 @@ read the ratios, not the absolute images/s.
 
 Per load it also prints p50/p95 request latency, the CPU seconds per 100 images spent by the
 worker, gateway, redis-server and this process (the SDK clients), read from /proc, and the
-worker's mean jobs per batch and busy fraction (its Prometheus batch histograms). The clients,
+worker's mean jobs per batch (its Prometheus batch histogram) and busy fraction (wall time
+with at least one batch in progress, ``latentedit_worker_busy_seconds``). The clients,
 gateway and worker share the machine's cores, so on a small machine service / in-process is
 below 1 by construction; the CPU split says where the rest goes. When other processes load the
 machine, wall-clock ratios between one process (in-process) and four (service) also measure
@@ -53,7 +65,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -61,8 +73,17 @@ import numpy as np
 from latentedit.client import Client
 from latentedit.deploy.stack import Stack, StackConfig, free_port
 
-MODEL = "dcgan-faces"
-LATENT_DIM = 100
+
+@dataclass
+class Served:
+    """What is benched: set from the command line once, in ``main``."""
+
+    model: str = "dcgan-faces"  # --model
+    dim: int = 100  # the model's latent size
+    worker_args: list[str] = field(default_factory=list)  # --worker-arg
+
+
+SERVED = Served()
 BATCH_SIZES = [1, 8, 16, 32, 64]
 
 log = logging.getLogger("bench.throughput")
@@ -72,19 +93,19 @@ log = logging.getLogger("bench.throughput")
 
 
 def load_generator() -> Any:
-    """The dcgan-faces LoadedModel on CPU, as the worker loads it."""
+    """The model's LoadedModel on CPU, as the worker loads it."""
     import torch
 
     from latentedit.workers.models.registry import get_spec
     from latentedit.workers.models.runtime import load_model
 
     log.info("in-process: torch threads %d", torch.get_num_threads())
-    return load_model(get_spec(MODEL), max_batch=max(BATCH_SIZES))
+    return load_model(get_spec(SERVED.model), max_batch=max(BATCH_SIZES))
 
 
 def latents(n: int, seed: int = 0) -> np.ndarray:
-    """(n, 100) float32 N(0, I) latents."""
-    return np.random.default_rng(seed).standard_normal((n, LATENT_DIM)).astype(np.float32)
+    """(n, d) float32 N(0, I) latents."""
+    return np.random.default_rng(seed).standard_normal((n, SERVED.dim)).astype(np.float32)
 
 
 def sweep(model: Any, images: int) -> dict[int, float]:
@@ -163,7 +184,7 @@ def scrape(port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         text = resp.read().decode()
     out = {}
-    for name in ("batch_jobs_sum", "batch_jobs_count", "batch_seconds_sum"):
+    for name in ("batch_jobs_sum", "batch_jobs_count", "busy_seconds_total"):
         m = re.search(rf"^latentedit_worker_{name} (\S+)$", text, re.MULTILINE)
         out[name] = float(m.group(1)) if m else float("nan")
     return out
@@ -200,7 +221,7 @@ class Load:
     latencies: list[float]
     cpu: dict[str, float]  # process -> CPU seconds during the load
     jobs_per_batch: float
-    worker_busy: float  # fraction of the wall time the worker spent in batches
+    worker_busy: float  # fraction of the wall time with at least one batch in progress
 
     @property
     def images_per_s(self) -> float:
@@ -223,10 +244,10 @@ class Load:
 
 
 def request_plan(client_index: int, requests: int, rows: int) -> list[np.ndarray]:
-    """The latents of one client's requests: (k, 100) float32, k in 1..rows; seeded."""
+    """The latents of one client's requests: (k, d) float32, k in 1..rows; seeded."""
     rng = np.random.default_rng(1000 + client_index)
     sizes = rng.integers(1, rows + 1, size=requests)
-    return [rng.standard_normal((int(k), LATENT_DIM)).astype(np.float32) for k in sizes]
+    return [rng.standard_normal((int(k), SERVED.dim)).astype(np.float32) for k in sizes]
 
 
 def run_load(
@@ -250,13 +271,15 @@ def run_load(
     def client_thread(i: int) -> None:
         try:
             with Client(target, timeout=call_timeout, retries=0) as client:
-                client.generate(MODEL, latents=plans[i][0], image_format=fmt)  # connect, warm up
+                client.generate(
+                    SERVED.model, latents=plans[i][0], image_format=fmt
+                )  # connect, warm up
                 ready.wait()
                 if not go.wait(load_timeout):
                     return
                 for z in plans[i]:
                     start = time.perf_counter()
-                    result = client.generate(MODEL, latents=z, image_format=fmt)
+                    result = client.generate(SERVED.model, latents=z, image_format=fmt)
                     latencies[i].append(time.perf_counter() - start)
                     if len(result.images) != len(z):
                         raise RuntimeError(f"{len(z)} latents sent, {len(result.images)} images")
@@ -299,7 +322,7 @@ def run_load(
         latencies=[x for per in latencies for x in per],
         cpu=cpu,
         jobs_per_batch=(m1["batch_jobs_sum"] - m0["batch_jobs_sum"]) / max(batches, 1),
-        worker_busy=(m1["batch_seconds_sum"] - m0["batch_seconds_sum"]) / seconds,
+        worker_busy=(m1["busy_seconds_total"] - m0["busy_seconds_total"]) / seconds,
     )
 
 
@@ -310,11 +333,11 @@ def start_service(
     config = StackConfig(
         workers=1,
         port=0,
-        models=[MODEL],
+        models=[] if any("--model" in a for a in SERVED.worker_args) else [SERVED.model],
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
         log_dir=os.path.join(logs, label),
-        extra_worker_args=["--metrics-port", str(metrics_port)],
+        extra_worker_args=["--metrics-port", str(metrics_port), *SERVED.worker_args],
     )
     stack = exits.enter_context(Stack(config))
     return Service(label, stack, metrics_port)
@@ -433,6 +456,87 @@ def print_report(
     console.print(t4)
 
 
+def concurrency_sweep(
+    on: Service, off: Service, args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
+    """Batching on / off (RAW) at each concurrency of ``--sweep``, side by side."""
+    out = {}
+    for clients in (int(c) for c in args.sweep.split(",")):
+        requests = max(args.sweep_calls // clients, 2)
+        loads = {
+            label: run_load(
+                svc, "raw", clients, requests, args.rows, args.call_timeout, args.load_timeout
+            )
+            for label, svc in (("on", on), ("off", off))
+        }
+        out[str(clients)] = {
+            "on_images_per_s": loads["on"].images_per_s,
+            "off_images_per_s": loads["off"].images_per_s,
+            "on_over_off": loads["on"].images_per_s / loads["off"].images_per_s,
+            "on_p50_ms": loads["on"].summary()["p50_ms"],
+            "off_p50_ms": loads["off"].summary()["p50_ms"],
+            "on_jobs_per_batch": loads["on"].jobs_per_batch,
+            "on_busy": loads["on"].worker_busy,
+        }
+        log.info("sweep %d clients: on/off %.2f", clients, out[str(clients)]["on_over_off"])
+    return out
+
+
+def single_latency(service: Service, model: Any, calls: int) -> dict[str, float]:
+    """One client, one image per Generate, one call at a time: p50/p99 ms. Then, apart (an
+    in-process render beside each call would compete with the worker for the cores, torch's
+    threads spinning after each render): ListModels (the round trip without a job) and
+    ``model.render`` of one latent in this process (the generator's own share), p50 ms."""
+    z = latents(1)
+    with Client(service.stack.target, timeout=30, retries=0) as client:
+        for seed in range(10):
+            client.generate(SERVED.model, seeds=[seed], image_format="raw")  # warm up
+        gen, listing, render = [], [], []
+        for seed in range(calls):
+            start = time.perf_counter()
+            client.generate(SERVED.model, seeds=[seed], image_format="raw")
+            gen.append(time.perf_counter() - start)
+        for _ in range(calls):
+            start = time.perf_counter()
+            client.models()
+            listing.append(time.perf_counter() - start)
+    for _ in range(10):
+        model.render(z)  # warm up
+    for _ in range(calls):
+        start = time.perf_counter()
+        model.render(z)
+        render.append(time.perf_counter() - start)
+    ms = np.array(gen) * 1000
+    return {
+        "generate_p50_ms": float(np.percentile(ms, 50)),
+        "generate_p99_ms": float(np.percentile(ms, 99)),
+        "list_models_p50_ms": float(np.median(listing) * 1000),
+        "in_process_render_p50_ms": float(np.median(render) * 1000),
+    }
+
+
+def print_sweep(swept: dict[str, dict[str, float]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="batching on / off by concurrency (RAW images)")
+    cols = ("clients", "on img/s", "off img/s", "on/off", "on p50 ms", "off p50 ms", "jobs/batch")
+    for col in (*cols, "busy"):
+        t.add_column(col, justify="right")
+    for clients, x in swept.items():
+        t.add_row(
+            clients,
+            f"{x['on_images_per_s']:.1f}",
+            f"{x['off_images_per_s']:.1f}",
+            f"{x['on_over_off']:.2f}",
+            f"{x['on_p50_ms']:.1f}",
+            f"{x['off_p50_ms']:.1f}",
+            f"{x['on_jobs_per_batch']:.1f}",
+            f"{x['on_busy']:.0%}",
+        )
+    Console(width=120).print(t)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").splitlines()[0],
@@ -441,28 +545,58 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20, help="timed requests per client")
     parser.add_argument("--clients", type=int, default=16, help="concurrent SDK clients")
     parser.add_argument("--rows", type=int, default=4, help="latents per request: 1..rows")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds; medians (0: latency/sweep only)"
+    )
     parser.add_argument("--images", type=int, default=256, help="in-process latents per pass")
     parser.add_argument("--call-timeout", type=float, default=60.0, help="seconds per call")
     parser.add_argument("--load-timeout", type=float, default=300.0, help="seconds per load")
+    parser.add_argument("--model", default=SERVED.model, help="the served model to bench")
+    parser.add_argument(
+        "--worker-arg", action="append", default=[], help="extra `latentedit worker` flag"
+    )
+    parser.add_argument(
+        "--sweep", default="", help="concurrencies for batching on / off, e.g. 1,2,4,8,16,32,64"
+    )
+    parser.add_argument("--sweep-calls", type=int, default=128, help="calls per sweep load")
+    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="batching on: gathering")
+    parser.add_argument(
+        "--latency-calls", type=int, default=200, help="one-image Generate calls, one at a time"
+    )
+    parser.add_argument(
+        "--torch-threads", type=int, default=0, help="in-process and workers (0: torch default)"
+    )
     args = parser.parse_args()
-    if min(args.requests, args.clients, args.rows, args.images, args.rounds) < 1:
-        parser.error("--requests, --clients, --rows, --rounds and --images must be >= 1")
+    SERVED.model, SERVED.worker_args = args.model, list(args.worker_arg)
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+        SERVED.worker_args += ["--torch-threads", str(args.torch_threads)]
+    if min(args.requests, args.clients, args.rows, args.images, args.rounds + 1) < 1:
+        parser.error("--requests, --clients, --rows and --images must be >= 1, --rounds >= 0")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     began = time.perf_counter()
 
     model = load_generator()
-    log.info("in-process sweep over render batch sizes %s", BATCH_SIZES)
-    rates = sweep(model, max(args.images // 2, *BATCH_SIZES))
+    SERVED.dim = model.latent_dim
+    rates = {1: 0.0}
+    if args.rounds:
+        log.info("in-process sweep over render batch sizes %s", BATCH_SIZES)
+        rates = sweep(model, max(args.images // 2, *BATCH_SIZES))
     best_bs = max(rates, key=lambda b: rates[b])
 
     rounds: list[tuple[Local, dict[str, Load]]] = []
     load_args = (args.clients, args.requests, args.rows, args.call_timeout, args.load_timeout)
     with tempfile.TemporaryDirectory() as logs, contextlib.ExitStack() as exits:
         log.info("starting two stacks (batching on, batching off)")
-        on = start_service("batching on", 32, 5.0, logs, exits)
+        on = start_service("batching on", 32, args.max_wait_ms, logs, exits)
         off = start_service("batching off", 1, 0.0, logs, exits)
         services = {"on raw": (on, "raw"), "off raw": (off, "raw"), "on png": (on, "png")}
+        latency = single_latency(on, model, args.latency_calls) if args.latency_calls else {}
+        if latency:
+            log.info("concurrency 1, one image: %s", latency)
+        swept = concurrency_sweep(on, off, args) if args.sweep else {}
         for r in range(args.rounds):
             local = in_process(model, best_bs, args.images, args.rows)
             log.info("round %d: in-process %.1f images/s", r + 1, local.images_per_s)
@@ -472,6 +606,11 @@ def main() -> None:
                 log.info("round %d: %s %.1f images/s", r + 1, name, loads[name].images_per_s)
             rounds.append((local, loads))
         log.info("stopping the stacks")
+    if not rounds:  # --rounds 0: only the latency and the sweep
+        if swept:
+            print_sweep(swept)
+        print(json.dumps({"single_image_latency": latency, "sweep": swept}, sort_keys=True))
+        return
 
     def median(values: list[float]) -> float:
         return float(np.median(values))
@@ -502,8 +641,12 @@ def main() -> None:
             **{f"ratio_{k}": median([r["ratios"][k] for r in per_round]) for k in RATIOS},
         },
         "bench_seconds": time.perf_counter() - began,
+        "sweep": swept,
+        "single_image_latency": latency,
     }
     print_report(args, rates, best_bs, rounds, figures)
+    if swept:
+        print_sweep(swept)
     print(json.dumps(figures, sort_keys=True))
 
 

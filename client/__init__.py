@@ -19,11 +19,16 @@ from latentedit.errors import (
     InvalidArgument,
     LatentEditError,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
+    Unauthenticated,
     Unavailable,
 )
 
+from ._transport import TLS
 from .async_client import AsyncClient
+from .evaluation import Evaluation
+from .jobs import AsyncTrainingJob, JobStatus, TrainingJob
 from .sync_client import Client
 from .types import (
     Analysis,
@@ -39,8 +44,10 @@ from .types import (
 )
 
 __all__ = [
+    "TLS",
     "Analysis",
     "AsyncClient",
+    "AsyncTrainingJob",
     "Cancelled",
     "Client",
     "CodeExtras",
@@ -48,15 +55,20 @@ __all__ = [
     "DeadlineExceeded",
     "Direction",
     "Edited",
+    "Evaluation",
     "Generated",
     "Internal",
     "InvalidArgument",
     "InvertProgress",
     "Inverted",
+    "JobStatus",
     "LatentEditError",
     "ModelInfo",
     "NotFound",
+    "PermissionDenied",
     "ResourceExhausted",
     "Scores",
+    "TrainingJob",
+    "Unauthenticated",
     "Unavailable",
 ]

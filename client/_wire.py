@@ -24,8 +24,12 @@ from .types import (
     Scores,
 )
 
-# {name: alpha}, or (name, alpha) / (name, alpha, "relative" | "absolute") terms.
-Edits = Mapping[str, float] | Sequence[tuple[str, float] | tuple[str, float, str]]
+# {name: alpha}, or (name, alpha) / (name, alpha, "relative" | "absolute") /
+# (name, alpha, mode, layers) terms; layers: a w+ layer range such as "0-1".
+Edits = (
+    Mapping[str, float]
+    | Sequence[tuple[str, float] | tuple[str, float, str] | tuple[str, float, str, str]]
+)
 MODES = {"relative": pb.EDIT_MODE_RELATIVE, "absolute": pb.EDIT_MODE_ABSOLUTE}
 Sweep = tuple[int, float, float] | None  # (frames, start, stop)
 
@@ -39,8 +43,25 @@ def image_format(name: str) -> pb.ImageFormat:
         ) from None
 
 
-def latents_tensor(latents: Any) -> pb.Tensor:
-    return to_tensor(np.asarray(latents, dtype=np.float32))
+def latents_array(latents: Any, field: str = "latents") -> np.ndarray:
+    """Codes as float32 (N, d): an array-like, or any SDK result holding codes (Generated,
+    Edited / ConditionallyEdited (N, K, d) -> (N*K, d), Inverted)."""
+    if isinstance(latents, Generated | Edited | Inverted):
+        z = np.asarray(latents.latents, np.float32)
+        return z.reshape(-1, z.shape[-1]) if z.ndim == 3 else z
+    if latents is None or isinstance(latents, str | bytes | bytearray):
+        raise InvalidArgument(f"{field}: expected numbers (N, d), got {type(latents).__name__}")
+    try:
+        z = np.asarray(latents, dtype=np.float32)
+    except (ValueError, TypeError):
+        raise InvalidArgument(f"{field}: expected numbers (N, d)") from None
+    if z.size == 0 or z.ndim == 0:
+        raise InvalidArgument(f"{field}: expected a non-empty (N, d) array, got shape {z.shape}")
+    return z
+
+
+def latents_tensor(latents: Any, field: str = "latents") -> pb.Tensor:
+    return to_tensor(latents_array(latents, field))
 
 
 def sweep_msg(sweep: Sweep) -> pb.Sweep | None:
@@ -54,17 +75,26 @@ def edit_terms(edits: Edits, mode: str = "relative") -> list[pb.DirectionStrengt
     items = list(edits.items()) if isinstance(edits, Mapping) else list(edits)
     terms = []
     for item in items:
-        name, strength, term_mode = (*item, mode) if len(item) == 2 else item
+        parts: list[Any] = [*item, mode, ""][:4] if len(item) == 2 else [*item, ""][:4]
+        name, strength, term_mode, layers = parts
         if term_mode not in MODES:
             raise InvalidArgument(f"edit mode {term_mode!r}; choose from {sorted(MODES)}")
         terms.append(
-            pb.DirectionStrength(direction=name, strength=float(strength), mode=MODES[term_mode])
+            pb.DirectionStrength(
+                direction=name, strength=float(strength), mode=MODES[term_mode], layers=layers
+            )
         )
     return terms
 
 
 def scores(r: pb.ScoreResponse) -> Scores:
     return Scores(r.model_version, list(r.scorers), from_tensor(r.scores))
+
+
+def concat_scores(parts: list[Scores]) -> Scores:
+    """Scores of consecutive row chunks -> one Scores (N, S)."""
+    first = parts[0]
+    return Scores(first.model_version, first.scorers, np.concatenate([p.scores for p in parts]))
 
 
 def analysis(r: pb.AnalyzeResponse) -> Analysis:
@@ -91,6 +121,22 @@ def model_info(m: pb.ModelInfo) -> ModelInfo:
         discover_methods=list(m.discover_methods),
         scorers=list(m.scorers),
         max_batch=m.max_batch,
+        training_methods=list(m.training_methods),
+        architecture=m.architecture,
+        spaces=list(m.spaces) or ["z"],
+        default_space=m.default_space or "z",
+        w_dim=m.w_dim,
+        num_ws=m.num_ws,
+        sefa_layers=list(m.sefa_layers),
+        channels=m.channels or 3,
+        sha256=m.sha256,
+        truncation_psi=m.truncation_psi or 1.0,
+        bytes_per_image=m.details.bytes_per_image,
+        render_batch=m.details.render_batch,
+        feature_shape=tuple(m.feature_shape) or tuple(m.details.feature_shape),
+        num_noises=m.details.num_noises,
+        device=m.details.device,
+        dtype=m.details.dtype,
     )
 
 
@@ -106,6 +152,7 @@ def direction(d: pb.Direction) -> Direction:
         vector=from_tensor(d.vector, "vector") if d.HasField("vector") else None,
         params=dict(d.params),
         metrics=dict(d.metrics),
+        space=d.space or "z",
     )
 
 
@@ -158,7 +205,10 @@ def extras_msg(extras: CodeExtras | None) -> pb.CodeExtras | None:
 
 
 def split_code(latents: Any) -> tuple[pb.Tensor, pb.CodeExtras | None]:
-    """latents (N, d) or an Inverted (its latents and extras) -> (Tensor, CodeExtras)."""
+    """latents (N, d), or an SDK result holding codes -> (Tensor, CodeExtras or None).
+
+    An Inverted brings its extras (residuals, tuning ids) along.
+    """
     if isinstance(latents, Inverted):
         return latents_tensor(latents.latents), extras_msg(latents.extras)
     return latents_tensor(latents), None
@@ -185,6 +235,7 @@ def inverted(r: pb.InvertResponse) -> Inverted:
         methods=list(r.methods),
         extras=code_extras(r.extras),
         tuning_bytes=list(r.tuning_bytes),
+        edit_error=np.array(r.edit_error),
     )
 
 
@@ -197,9 +248,13 @@ def invert_request(
     seed: int,
     prior_weight: float,
     target_psnr: float = 0.0,
+    report_edit_error: bool = False,
+    max_edit_error: float = 0.0,
 ) -> pb.InvertRequest:
     return pb.InvertRequest(
         target_psnr=target_psnr,
+        report_edit_error=report_edit_error,
+        max_edit_error=max_edit_error,
         model=model,
         images=[from_pil_or_array(i) for i in images],
         method=method,

@@ -1,18 +1,23 @@
-"""asyncio SDK client, the twin of :class:`latentedit.client.Client`."""
+"""asyncio SDK client, the twin of :class:`latentedit.client.Client`.
+
+The source of truth for both: ``client/sync_client.py`` is generated from this file by
+``scripts/gen_sync_client.py`` (``make sync-client``; a test fails when it is stale).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import grpc
 
 from latentedit.v1 import latentedit_pb2_grpc as pb_grpc
 
+from . import _transport as tr
 from . import _wire as w
-from ._base import ClientBase, Op, backoff_s, channel_options, to_error
+from . import jobs as _jobs
+from ._base import ClientBase, JobRef, Op, to_error
+from .evaluation import Evaluation
 from .types import (
     Analysis,
     ConditionallyEdited,
@@ -26,20 +31,23 @@ from .types import (
 )
 
 T = TypeVar("T")
+LearnedMethod = Literal["linear", "warped", "curvilinear"]  # jobs: methods that train
 
 
 class AsyncClient(ClientBase):
-    """asyncio client; an async context manager. Same arguments and methods as Client."""
+    """A client of the latentedit gateway(s); a context manager that closes its channel.
+
+    Arguments: see :class:`ClientBase` (target, timeout, retries, api_key, tls). Errors
+    raise :mod:`latentedit.errors` classes, one per gRPC status.
+    """
 
     def __init__(self, target: str | Sequence[str] = "127.0.0.1:50051", **kwargs: Any) -> None:
         super().__init__(target, **kwargs)
-        opts = channel_options(self.max_message_bytes)
-        self._channels = [grpc.aio.insecure_channel(t, options=opts) for t in self.targets]
-        self._stubs = [pb_grpc.LatentEditorStub(c) for c in self._channels]
+        self._channel = tr.aio_channel(self.target, self.tls, self.options)
+        self._stub = pb_grpc.LatentEditorStub(self._channel)
 
     async def close(self) -> None:
-        for channel in self._channels:
-            await channel.close()
+        await self._channel.close()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -47,21 +55,18 @@ class AsyncClient(ClientBase):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait until the channel is connected (UNAVAILABLE after ``timeout`` seconds)."""
+        await tr.aio_ready(self._channel, self.target, timeout)
+
     async def _call(self, op: Op[T], timeout: float | None) -> T:
-        timeout = self.timeout if timeout is None else timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
-        attempt = 0
-        while True:
-            stub = self._stubs[next(self._next)]
-            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
-            try:
-                return op.parse(await getattr(stub, op.rpc)(op.request, timeout=remaining))
-            except grpc.RpcError as exc:
-                err = to_error(exc)
-                if not self._should_retry(err, op, attempt):
-                    raise err from None
-            await asyncio.sleep(backoff_s(attempt))
-            attempt += 1
+        try:
+            response = await getattr(self._stub, op.rpc)(
+                op.request, timeout=self._timeout(timeout), metadata=self.metadata
+            )
+        except grpc.RpcError as exc:
+            raise to_error(exc) from None
+        return op.parse(response)
 
     async def models(self, *, timeout: float | None = None) -> list[ModelInfo]:
         """Models the pool serves now."""
@@ -74,10 +79,19 @@ class AsyncClient(ClientBase):
         *,
         latents: Any = None,
         image_format: str = "png",
+        space: str = "",
+        truncation_psi: float | None = None,
         timeout: float | None = None,
     ) -> Generated:
         """Render from seeds (one N(0, I) latent each) or from latents (N, d)."""
-        return await self._call(self._op_generate(model, seeds, latents, image_format), timeout)
+        return await self._call(
+            self._in_space(
+                self._op_generate(model, seeds, latents, image_format),
+                space,
+                truncation_psi=truncation_psi,
+            ),
+            timeout,
+        )
 
     async def edit(
         self,
@@ -88,6 +102,8 @@ class AsyncClient(ClientBase):
         sweep: w.Sweep = None,
         mode: str = "relative",
         image_format: str = "png",
+        space: str = "",
+        layers: str = "",
         timeout: float | None = None,
     ) -> Edited:
         """z' = z + t * sum_i alpha_i n_i.
@@ -95,7 +111,12 @@ class AsyncClient(ClientBase):
         ``edits`` maps direction name -> alpha; ``sweep`` = (frames, t_start, t_stop).
         """
         return await self._call(
-            self._op_edit(model, latents, edits, sweep, image_format, mode), timeout
+            self._in_space(
+                self._op_edit(model, latents, edits, sweep, image_format, mode),
+                space,
+                layers=layers,
+            ),
+            timeout,
         )
 
     async def conditional_edit(
@@ -108,12 +129,18 @@ class AsyncClient(ClientBase):
         strength: float = 1.0,
         sweep: w.Sweep = None,
         image_format: str = "png",
+        space: str = "",
+        layers: str = "",
         timeout: float | None = None,
     ) -> ConditionallyEdited:
         """Edit along ``direction`` projected orthogonally to every condition direction."""
         return await self._call(
-            self._op_conditional_edit(
-                model, latents, direction, conditions, strength, sweep, image_format
+            self._in_space(
+                self._op_conditional_edit(
+                    model, latents, direction, conditions, strength, sweep, image_format
+                ),
+                space,
+                layers=layers,
             ),
             timeout,
         )
@@ -129,17 +156,32 @@ class AsyncClient(ClientBase):
         seed: int = 0,
         prior_weight: float = 0.0,
         target_psnr: float = 0.0,
+        space: str = "",
+        report_edit_error: bool = False,
+        max_edit_error: float = 0.0,
         timeout: float | None = None,
     ) -> Inverted:
         """Images (PIL, uint8 (H, W, 3) arrays or encoded bytes) -> latent codes.
 
         ``method``: optimize | encoder | hybrid | extended | tune | auto (escalates until
-        ``target_psnr`` dB, default 30). Pass the result as ``latents`` to edit it.
+        ``target_psnr`` dB, default 30, keeping the relative edit error under
+        ``max_edit_error``, default 0.3). ``report_edit_error``: fill ``edit_error`` (how far
+        edits of each inverted photo differ from the generator's own edits; 0 = identical).
+        Pass the result as ``latents`` to edit it.
         """
         op = self._op_invert(
-            model, images, method, steps, restarts, seed, prior_weight, target_psnr
+            model,
+            images,
+            method,
+            steps,
+            restarts,
+            seed,
+            prior_weight,
+            target_psnr,
+            report_edit_error,
+            max_edit_error,
         )
-        return await self._call(op, timeout)
+        return await self._call(self._in_space(op, space), timeout)
 
     async def invert_stream(
         self,
@@ -152,17 +194,29 @@ class AsyncClient(ClientBase):
         seed: int = 0,
         prior_weight: float = 0.0,
         target_psnr: float = 0.0,
+        space: str = "",
+        report_edit_error: bool = False,
+        max_edit_error: float = 0.0,
         timeout: float | None = None,
     ) -> AsyncIterator[InvertProgress | Inverted]:
         """Like :meth:`invert`, yielding InvertProgress events, then the Inverted result.
 
         Leaving the loop early cancels the call and stops the work.
         """
-        req = w.invert_request(
-            model, images, method, steps, restarts, seed, prior_weight, target_psnr
-        )
-        timeout = self.timeout if timeout is None else timeout
-        call = self._stubs[next(self._next)].InvertStream(req, timeout=timeout)
+        req = self._op_invert(
+            model,
+            images,
+            method,
+            steps,
+            restarts,
+            seed,
+            prior_weight,
+            target_psnr,
+            report_edit_error,
+            max_edit_error,
+        ).request
+        req.space = space
+        call = self._stub.InvertStream(req, timeout=self._timeout(timeout), metadata=self.metadata)
         try:
             async for event in call:
                 yield w.invert_event(event)
@@ -171,6 +225,24 @@ class AsyncClient(ClientBase):
         finally:
             call.cancel()
 
+    @overload
+    async def discover(  # type: ignore[overload-overlap]
+        self,
+        model: str,
+        method: LearnedMethod,
+        *,
+        top_k: int = 5,
+        name_prefix: str = "",
+        params: dict[str, str] | None = None,
+        latents: Any = None,
+        scores: Any = None,
+        scorer: str = "",
+        samples: int = 0,
+        seed: int = 0,
+        timeout: float | None = None,
+    ) -> _jobs.AsyncTrainingJob: ...
+
+    @overload
     async def discover(
         self,
         model: str,
@@ -185,17 +257,38 @@ class AsyncClient(ClientBase):
         samples: int = 0,
         seed: int = 0,
         timeout: float | None = None,
-    ) -> list[Direction]:
+    ) -> list[Direction]: ...
+
+    async def discover(
+        self,
+        model: str,
+        method: str = "sefa",
+        *,
+        top_k: int = 5,
+        name_prefix: str = "",
+        params: dict[str, str] | None = None,
+        latents: Any = None,
+        scores: Any = None,
+        scorer: str = "",
+        samples: int = 0,
+        seed: int = 0,
+        space: str = "",
+        timeout: float | None = None,
+    ) -> list[Direction] | _jobs.AsyncTrainingJob:
         """Find and store directions; returns them with their vectors.
 
         ``sefa`` and ``ganspace`` store ``top_k`` directions ``<prefix>_NN``;
         ``interfacegan`` learns one boundary from ``latents`` (N, d) + ``scores`` (N,),
-        or from ``samples`` codes scored by the model's ``scorer``.
+        or from ``samples`` codes scored by the model's ``scorer``. Learned methods
+        (``linear``, ``warped``, ``curvilinear``: ModelInfo.training_methods) train as a
+        job: the call returns a job handle at once (``wait()``, iterate for progress,
+        ``cancel()``); ``top_k`` is the number of directions unless ``params`` says.
         """
         op = self._op_discover(
             model, method, top_k, name_prefix, params, latents, scores, scorer, samples, seed
         )
-        return await self._call(op, timeout)
+        found = await self._call(self._in_space(op, space), timeout)
+        return _jobs.AsyncTrainingJob(self, found.job_id) if isinstance(found, JobRef) else found
 
     async def score(
         self,
@@ -204,10 +297,15 @@ class AsyncClient(ClientBase):
         *,
         images: Sequence[Any] | None = None,
         scorers: Sequence[str] = (),
+        space: str = "",
         timeout: float | None = None,
     ) -> Scores:
-        """Score latents (N, d) (rendered first) or images with named scorers (empty: all)."""
-        return await self._call(self._op_score(model, latents, images, scorers), timeout)
+        """Score latents (N, d) (rendered first) or images with named scorers (empty: all).
+
+        More than 256 rows are sent as several calls, one after the other, and joined.
+        """
+        ops = self._ops_score(model, latents, images, scorers)
+        return w.concat_scores([await self._call(self._in_space(op, space), timeout) for op in ops])
 
     async def analyze(
         self,
@@ -218,17 +316,44 @@ class AsyncClient(ClientBase):
         samples: int = 64,
         strength: float = 3.0,
         seed: int = 0,
+        space: str = "",
+        layers: str = "",
         timeout: float | None = None,
     ) -> Analysis:
         """Cosines between directions, score correlations, and the re-scoring matrix."""
         op = self._op_analyze(model, directions, scorers, samples, strength, seed)
+        return await self._call(self._in_space(op, space, layers=layers), timeout)
+
+    async def evaluate(
+        self,
+        model: str,
+        directions: Sequence[str],
+        scorers: Sequence[str] = (),
+        *,
+        samples: int = 128,
+        strength: float = 2.0,
+        seed: int = 0,
+        figure_samples: int = 0,
+        timeout: float | None = None,
+    ) -> Evaluation:
+        """Commutativity, side effects and reversibility of 2..16 stored directions
+        (linear or learned), with the model's scorers; ``figure_samples`` rows of
+        z, A, A->B, B->A, B images for the least commutative pair."""
+        op = self._op_evaluate(model, directions, scorers, samples, strength, seed, figure_samples)
         return await self._call(op, timeout)
 
     async def directions(
-        self, model: str, *, include_vectors: bool = False, timeout: float | None = None
+        self,
+        model: str,
+        *,
+        include_vectors: bool = False,
+        space: str = "",
+        timeout: float | None = None,
     ) -> list[Direction]:
         """Stored directions of a model."""
-        return await self._call(self._op_directions(model, include_vectors), timeout)
+        return await self._call(
+            self._in_space(self._op_directions(model, include_vectors), space), timeout
+        )
 
     async def get_direction(self, direction_id: str, *, timeout: float | None = None) -> Direction:
         """One direction (``"<model>/<name>"``) with its vector."""
@@ -246,11 +371,13 @@ class AsyncClient(ClientBase):
         *,
         method: str = "import",
         params: dict[str, str] | None = None,
+        space: str = "",
         timeout: float | None = None,
     ) -> Direction:
         """Store a direction from its vector (d,); it is normalised to unit norm."""
         return await self._call(
-            self._op_put_direction(model, name, vector, method, params), timeout
+            self._in_space(self._op_put_direction(model, name, vector, method, params), space),
+            timeout,
         )
 
     async def import_direction(
@@ -266,3 +393,30 @@ class AsyncClient(ClientBase):
         d = await self.get_direction(direction_id, timeout=timeout)
         w.save_boundary(path, d)
         return d
+
+    # ---- jobs (branch `jobs`): training jobs ---------------------------------------------
+
+    def job(self, job_id: str) -> _jobs.AsyncTrainingJob:
+        """A handle on a training job by id (e.g. from :meth:`jobs`)."""
+        return _jobs.AsyncTrainingJob(self, job_id)
+
+    async def job_status(self, job_id: str, *, timeout: float | None = None) -> _jobs.JobStatus:
+        """A training job's status now."""
+        return await self._call(self._op_job_status(job_id), timeout)
+
+    async def cancel_job(
+        self, job_id: str, *, wait_seconds: float = 5.0, timeout: float | None = None
+    ) -> _jobs.JobStatus:
+        """Cancel a training job; returns its status once stopped (or after ``wait_seconds``)."""
+        return await self._call(self._op_cancel_job(job_id, wait_seconds), timeout)
+
+    async def jobs(
+        self,
+        model: str,
+        *,
+        states: Sequence[str] = (),
+        limit: int = 0,
+        timeout: float | None = None,
+    ) -> list[_jobs.JobStatus]:
+        """A model's training jobs, newest first (``states``: e.g. ["running", "queued"])."""
+        return await self._call(self._op_jobs(model, states, limit), timeout)

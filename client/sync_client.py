@@ -1,17 +1,23 @@
-"""Blocking SDK client; its methods mirror AsyncClient one for one, both built on ClientBase."""
+"""Blocking SDK client: :class:`Client`, the twin of :class:`AsyncClient`.
+
+GENERATED from client/async_client.py by scripts/gen_sync_client.py (`make sync-client`);
+do not edit by hand: edit the async client and regenerate.
+"""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import grpc
 
 from latentedit.v1 import latentedit_pb2_grpc as pb_grpc
 
+from . import _transport as tr
 from . import _wire as w
-from ._base import ClientBase, Op, backoff_s, channel_options, to_error
+from . import jobs as _jobs
+from ._base import ClientBase, JobRef, Op, to_error
+from .evaluation import Evaluation
 from .types import (
     Analysis,
     ConditionallyEdited,
@@ -25,26 +31,23 @@ from .types import (
 )
 
 T = TypeVar("T")
+LearnedMethod = Literal["linear", "warped", "curvilinear"]  # jobs: methods that train
 
 
 class Client(ClientBase):
-    """Blocking client; a context manager that closes its channels.
+    """A client of the latentedit gateway(s); a context manager that closes its channel.
 
-    ``target`` is ``"host:port"`` or several, comma-separated (client-side round
-    robin). ``timeout`` is the default deadline per call in seconds; each call
-    may override it. Idempotent calls retry UNAVAILABLE ``retries`` times with
-    jittered exponential backoff. Errors raise :mod:`latentedit.errors` classes.
+    Arguments: see :class:`ClientBase` (target, timeout, retries, api_key, tls). Errors
+    raise :mod:`latentedit.errors` classes, one per gRPC status.
     """
 
     def __init__(self, target: str | Sequence[str] = "127.0.0.1:50051", **kwargs: Any) -> None:
         super().__init__(target, **kwargs)
-        opts = channel_options(self.max_message_bytes)
-        self._channels = [grpc.insecure_channel(t, options=opts) for t in self.targets]
-        self._stubs = [pb_grpc.LatentEditorStub(c) for c in self._channels]
+        self._channel = tr.sync_channel(self.target, self.tls, self.options)
+        self._stub = pb_grpc.LatentEditorStub(self._channel)
 
     def close(self) -> None:
-        for channel in self._channels:
-            channel.close()
+        self._channel.close()
 
     def __enter__(self) -> Client:
         return self
@@ -53,30 +56,17 @@ class Client(ClientBase):
         self.close()
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        """Block until every gateway channel is connected (UNAVAILABLE after ``timeout``)."""
-        try:
-            for channel in self._channels:
-                grpc.channel_ready_future(channel).result(timeout=timeout)
-        except grpc.FutureTimeoutError:
-            from latentedit.errors import Unavailable
-
-            raise Unavailable(f"no gateway reachable at {self.targets} within {timeout}s") from None
+        """Wait until the channel is connected (UNAVAILABLE after ``timeout`` seconds)."""
+        tr.sync_ready(self._channel, self.target, timeout)
 
     def _call(self, op: Op[T], timeout: float | None) -> T:
-        timeout = self.timeout if timeout is None else timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
-        attempt = 0
-        while True:
-            stub = self._stubs[next(self._next)]
-            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
-            try:
-                return op.parse(getattr(stub, op.rpc)(op.request, timeout=remaining))
-            except grpc.RpcError as exc:
-                err = to_error(exc)
-                if not self._should_retry(err, op, attempt):
-                    raise err from None
-            time.sleep(backoff_s(attempt))
-            attempt += 1
+        try:
+            response = getattr(self._stub, op.rpc)(
+                op.request, timeout=self._timeout(timeout), metadata=self.metadata
+            )
+        except grpc.RpcError as exc:
+            raise to_error(exc) from None
+        return op.parse(response)
 
     def models(self, *, timeout: float | None = None) -> list[ModelInfo]:
         """Models the pool serves now."""
@@ -89,10 +79,19 @@ class Client(ClientBase):
         *,
         latents: Any = None,
         image_format: str = "png",
+        space: str = "",
+        truncation_psi: float | None = None,
         timeout: float | None = None,
     ) -> Generated:
         """Render from seeds (one N(0, I) latent each) or from latents (N, d)."""
-        return self._call(self._op_generate(model, seeds, latents, image_format), timeout)
+        return self._call(
+            self._in_space(
+                self._op_generate(model, seeds, latents, image_format),
+                space,
+                truncation_psi=truncation_psi,
+            ),
+            timeout,
+        )
 
     def edit(
         self,
@@ -103,13 +102,22 @@ class Client(ClientBase):
         sweep: w.Sweep = None,
         mode: str = "relative",
         image_format: str = "png",
+        space: str = "",
+        layers: str = "",
         timeout: float | None = None,
     ) -> Edited:
         """z' = z + t * sum_i alpha_i n_i.
 
         ``edits`` maps direction name -> alpha; ``sweep`` = (frames, t_start, t_stop).
         """
-        return self._call(self._op_edit(model, latents, edits, sweep, image_format, mode), timeout)
+        return self._call(
+            self._in_space(
+                self._op_edit(model, latents, edits, sweep, image_format, mode),
+                space,
+                layers=layers,
+            ),
+            timeout,
+        )
 
     def conditional_edit(
         self,
@@ -121,12 +129,18 @@ class Client(ClientBase):
         strength: float = 1.0,
         sweep: w.Sweep = None,
         image_format: str = "png",
+        space: str = "",
+        layers: str = "",
         timeout: float | None = None,
     ) -> ConditionallyEdited:
         """Edit along ``direction`` projected orthogonally to every condition direction."""
         return self._call(
-            self._op_conditional_edit(
-                model, latents, direction, conditions, strength, sweep, image_format
+            self._in_space(
+                self._op_conditional_edit(
+                    model, latents, direction, conditions, strength, sweep, image_format
+                ),
+                space,
+                layers=layers,
             ),
             timeout,
         )
@@ -142,17 +156,32 @@ class Client(ClientBase):
         seed: int = 0,
         prior_weight: float = 0.0,
         target_psnr: float = 0.0,
+        space: str = "",
+        report_edit_error: bool = False,
+        max_edit_error: float = 0.0,
         timeout: float | None = None,
     ) -> Inverted:
         """Images (PIL, uint8 (H, W, 3) arrays or encoded bytes) -> latent codes.
 
         ``method``: optimize | encoder | hybrid | extended | tune | auto (escalates until
-        ``target_psnr`` dB, default 30). Pass the result as ``latents`` to edit it.
+        ``target_psnr`` dB, default 30, keeping the relative edit error under
+        ``max_edit_error``, default 0.3). ``report_edit_error``: fill ``edit_error`` (how far
+        edits of each inverted photo differ from the generator's own edits; 0 = identical).
+        Pass the result as ``latents`` to edit it.
         """
         op = self._op_invert(
-            model, images, method, steps, restarts, seed, prior_weight, target_psnr
+            model,
+            images,
+            method,
+            steps,
+            restarts,
+            seed,
+            prior_weight,
+            target_psnr,
+            report_edit_error,
+            max_edit_error,
         )
-        return self._call(op, timeout)
+        return self._call(self._in_space(op, space), timeout)
 
     def invert_stream(
         self,
@@ -165,17 +194,29 @@ class Client(ClientBase):
         seed: int = 0,
         prior_weight: float = 0.0,
         target_psnr: float = 0.0,
+        space: str = "",
+        report_edit_error: bool = False,
+        max_edit_error: float = 0.0,
         timeout: float | None = None,
     ) -> Iterator[InvertProgress | Inverted]:
         """Like :meth:`invert`, yielding InvertProgress events, then the Inverted result.
 
-        Closing the iterator early (``break``) cancels the call and stops the work.
+        Leaving the loop early cancels the call and stops the work.
         """
-        req = w.invert_request(
-            model, images, method, steps, restarts, seed, prior_weight, target_psnr
-        )
-        timeout = self.timeout if timeout is None else timeout
-        call = self._stubs[next(self._next)].InvertStream(req, timeout=timeout)
+        req = self._op_invert(
+            model,
+            images,
+            method,
+            steps,
+            restarts,
+            seed,
+            prior_weight,
+            target_psnr,
+            report_edit_error,
+            max_edit_error,
+        ).request
+        req.space = space
+        call = self._stub.InvertStream(req, timeout=self._timeout(timeout), metadata=self.metadata)
         try:
             for event in call:
                 yield w.invert_event(event)
@@ -184,6 +225,24 @@ class Client(ClientBase):
         finally:
             call.cancel()
 
+    @overload
+    def discover(  # type: ignore[overload-overlap]
+        self,
+        model: str,
+        method: LearnedMethod,
+        *,
+        top_k: int = 5,
+        name_prefix: str = "",
+        params: dict[str, str] | None = None,
+        latents: Any = None,
+        scores: Any = None,
+        scorer: str = "",
+        samples: int = 0,
+        seed: int = 0,
+        timeout: float | None = None,
+    ) -> _jobs.TrainingJob: ...
+
+    @overload
     def discover(
         self,
         model: str,
@@ -198,17 +257,38 @@ class Client(ClientBase):
         samples: int = 0,
         seed: int = 0,
         timeout: float | None = None,
-    ) -> list[Direction]:
+    ) -> list[Direction]: ...
+
+    def discover(
+        self,
+        model: str,
+        method: str = "sefa",
+        *,
+        top_k: int = 5,
+        name_prefix: str = "",
+        params: dict[str, str] | None = None,
+        latents: Any = None,
+        scores: Any = None,
+        scorer: str = "",
+        samples: int = 0,
+        seed: int = 0,
+        space: str = "",
+        timeout: float | None = None,
+    ) -> list[Direction] | _jobs.TrainingJob:
         """Find and store directions; returns them with their vectors.
 
         ``sefa`` and ``ganspace`` store ``top_k`` directions ``<prefix>_NN``;
         ``interfacegan`` learns one boundary from ``latents`` (N, d) + ``scores`` (N,),
-        or from ``samples`` codes scored by the model's ``scorer``.
+        or from ``samples`` codes scored by the model's ``scorer``. Learned methods
+        (``linear``, ``warped``, ``curvilinear``: ModelInfo.training_methods) train as a
+        job: the call returns a job handle at once (``wait()``, iterate for progress,
+        ``cancel()``); ``top_k`` is the number of directions unless ``params`` says.
         """
         op = self._op_discover(
             model, method, top_k, name_prefix, params, latents, scores, scorer, samples, seed
         )
-        return self._call(op, timeout)
+        found = self._call(self._in_space(op, space), timeout)
+        return _jobs.TrainingJob(self, found.job_id) if isinstance(found, JobRef) else found
 
     def score(
         self,
@@ -217,10 +297,15 @@ class Client(ClientBase):
         *,
         images: Sequence[Any] | None = None,
         scorers: Sequence[str] = (),
+        space: str = "",
         timeout: float | None = None,
     ) -> Scores:
-        """Score latents (N, d) (rendered first) or images with named scorers (empty: all)."""
-        return self._call(self._op_score(model, latents, images, scorers), timeout)
+        """Score latents (N, d) (rendered first) or images with named scorers (empty: all).
+
+        More than 256 rows are sent as several calls, one after the other, and joined.
+        """
+        ops = self._ops_score(model, latents, images, scorers)
+        return w.concat_scores([self._call(self._in_space(op, space), timeout) for op in ops])
 
     def analyze(
         self,
@@ -231,17 +316,44 @@ class Client(ClientBase):
         samples: int = 64,
         strength: float = 3.0,
         seed: int = 0,
+        space: str = "",
+        layers: str = "",
         timeout: float | None = None,
     ) -> Analysis:
         """Cosines between directions, score correlations, and the re-scoring matrix."""
         op = self._op_analyze(model, directions, scorers, samples, strength, seed)
+        return self._call(self._in_space(op, space, layers=layers), timeout)
+
+    def evaluate(
+        self,
+        model: str,
+        directions: Sequence[str],
+        scorers: Sequence[str] = (),
+        *,
+        samples: int = 128,
+        strength: float = 2.0,
+        seed: int = 0,
+        figure_samples: int = 0,
+        timeout: float | None = None,
+    ) -> Evaluation:
+        """Commutativity, side effects and reversibility of 2..16 stored directions
+        (linear or learned), with the model's scorers; ``figure_samples`` rows of
+        z, A, A->B, B->A, B images for the least commutative pair."""
+        op = self._op_evaluate(model, directions, scorers, samples, strength, seed, figure_samples)
         return self._call(op, timeout)
 
     def directions(
-        self, model: str, *, include_vectors: bool = False, timeout: float | None = None
+        self,
+        model: str,
+        *,
+        include_vectors: bool = False,
+        space: str = "",
+        timeout: float | None = None,
     ) -> list[Direction]:
         """Stored directions of a model."""
-        return self._call(self._op_directions(model, include_vectors), timeout)
+        return self._call(
+            self._in_space(self._op_directions(model, include_vectors), space), timeout
+        )
 
     def get_direction(self, direction_id: str, *, timeout: float | None = None) -> Direction:
         """One direction (``"<model>/<name>"``) with its vector."""
@@ -259,10 +371,14 @@ class Client(ClientBase):
         *,
         method: str = "import",
         params: dict[str, str] | None = None,
+        space: str = "",
         timeout: float | None = None,
     ) -> Direction:
         """Store a direction from its vector (d,); it is normalised to unit norm."""
-        return self._call(self._op_put_direction(model, name, vector, method, params), timeout)
+        return self._call(
+            self._in_space(self._op_put_direction(model, name, vector, method, params), space),
+            timeout,
+        )
 
     def import_direction(
         self, model: str, name: str, path: str, *, timeout: float | None = None
@@ -277,3 +393,30 @@ class Client(ClientBase):
         d = self.get_direction(direction_id, timeout=timeout)
         w.save_boundary(path, d)
         return d
+
+    # ---- jobs (branch `jobs`): training jobs ---------------------------------------------
+
+    def job(self, job_id: str) -> _jobs.TrainingJob:
+        """A handle on a training job by id (e.g. from :meth:`jobs`)."""
+        return _jobs.TrainingJob(self, job_id)
+
+    def job_status(self, job_id: str, *, timeout: float | None = None) -> _jobs.JobStatus:
+        """A training job's status now."""
+        return self._call(self._op_job_status(job_id), timeout)
+
+    def cancel_job(
+        self, job_id: str, *, wait_seconds: float = 5.0, timeout: float | None = None
+    ) -> _jobs.JobStatus:
+        """Cancel a training job; returns its status once stopped (or after ``wait_seconds``)."""
+        return self._call(self._op_cancel_job(job_id, wait_seconds), timeout)
+
+    def jobs(
+        self,
+        model: str,
+        *,
+        states: Sequence[str] = (),
+        limit: int = 0,
+        timeout: float | None = None,
+    ) -> list[_jobs.JobStatus]:
+        """A model's training jobs, newest first (``states``: e.g. ["running", "queued"])."""
+        return self._call(self._op_jobs(model, states, limit), timeout)

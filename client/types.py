@@ -19,6 +19,23 @@ class ModelInfo:
     discover_methods: list[str]
     scorers: list[str]
     max_batch: int
+    training_methods: list[str] = field(default_factory=list)  # discover() returns a job
+    # stylegan: the model contract (latent_dim above is z's size)
+    architecture: str = ""  # "dcgan", "stylegan2", "shapes"
+    spaces: list[str] = field(default_factory=lambda: ["z"])  # or ["z", "w", "w+"]
+    default_space: str = "z"
+    w_dim: int = 0  # 0: no W space
+    num_ws: int = 0  # w+ codes are (num_ws, w_dim); 0: no W+
+    sefa_layers: list[str] = field(default_factory=list)
+    channels: int = 3
+    sha256: str = ""  # of the weights file; version is its first 16 hex digits
+    truncation_psi: float = 1.0
+    bytes_per_image: int = 0  # worker device memory per image in a batch
+    render_batch: int = 0  # images per generator pass on the worker
+    feature_shape: tuple[int, ...] = ()  # (C, H, W) of the first feature map
+    num_noises: int = 0
+    device: str = ""
+    dtype: str = ""
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,7 @@ class Direction:
     vector: np.ndarray | None  # (d,) float32 unit norm; None in listings
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    space: str = "z"  # "z" or "w" (a w direction edits w and the layers of w+ codes)
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,8 @@ class Inverted:
     methods: list[str] = field(default_factory=list)  # per image: what produced it ("auto")
     extras: CodeExtras = field(default_factory=CodeExtras)
     tuning_bytes: list[int] = field(default_factory=list)  # per image: stored delta size
+    # per image: relative edit error (report_edit_error, or "auto"); empty when not measured
+    edit_error: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass(frozen=True)

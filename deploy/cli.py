@@ -4,19 +4,25 @@
 unless ``--redis-url``, one gateway, N workers) until Ctrl-C. ``gateway`` and
 ``worker`` run one process each, for deployments that scale them apart.
 ``demo`` drives a running stack through the SDK and writes a picture.
+``dead-letters`` lists jobs set aside after too many deliveries.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import logging
 import os
 import signal
 import sys
 import threading
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from latentedit.deploy import door_cli
 
 
 def _setup_logging(level: str) -> None:
@@ -38,15 +44,58 @@ def _gateway(args: argparse.Namespace) -> None:
                 max_queue=args.max_queue,
                 default_timeout_s=args.default_timeout,
                 metrics_port=args.metrics_port,
+                **door_cli.gateway_settings(args),
+                max_inflight_bytes=int(args.max_inflight_mb * (1 << 20)),
             )
         )
     )
 
 
+def _registry(args: argparse.Namespace) -> dict[str, Any]:
+    """The operator's model registry from --model / --models-file / --no-default-models."""
+    from latentedit.workers.models.registry import build_registry
+
+    try:
+        return build_registry(args.model_args, args.models_file or None, not args.no_default_models)
+    except (ValueError, OSError) as exc:
+        raise SystemExit(f"model configuration: {exc}") from None
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        action="append",
+        dest="model_args",
+        default=[],
+        metavar="NAME=ARCH:PATH",
+        help="serve a checkpoint, e.g. ffhq=stylegan2:/models/ffhq.pt (ARCH: dcgan, stylegan2); "
+        "repeatable",
+    )
+    p.add_argument(
+        "--models-file", default="", help="TOML file of [models.NAME] tables (arch, path, ...)"
+    )
+    p.add_argument(
+        "--no-default-models",
+        action="store_true",
+        help="do not register the built-in dcgan-faces and shapes",
+    )
+
+
+def _model_worker_args(args: argparse.Namespace) -> list[str]:
+    out = [f"--model={m}" for m in args.model_args]
+    if args.models_file:
+        out.append(f"--models-file={os.path.abspath(args.models_file)}")
+    if args.no_default_models:
+        out.append("--no-default-models")
+    return out
+
+
 def _worker(args: argparse.Namespace) -> None:
+    from latentedit.workers.training_jobs import TrainingSettings
     from latentedit.workers.worker import WorkerSettings, serve
 
     settings = WorkerSettings(
+        registry=_registry(args),
         redis_url=args.redis_url,
         device=args.device,
         dtype=args.dtype,
@@ -55,6 +104,14 @@ def _worker(args: argparse.Namespace) -> None:
         max_render_batch=args.max_render_batch,
         metrics_port=args.metrics_port,
         torch_threads=args.torch_threads,
+    )
+    settings.training = TrainingSettings(
+        slots=args.training_slots,
+        threads=args.training_threads,
+        checkpoint_every_s=args.checkpoint_every_s,
+        pause_s=args.training_pause_s,
+        nice=args.training_nice,
+        plugins=args.trainer_plugin,
     )
     if args.models:
         settings.models = args.models.split(",")
@@ -66,6 +123,30 @@ def _worker(args: argparse.Namespace) -> None:
             raise SystemExit(f"--scorer wants MODEL:NAME=PATH, got {spec!r}")
         settings.scorer_files.setdefault(model, {})[name] = path
     asyncio.run(serve(settings))
+
+
+def _dead_letters(args: argparse.Namespace) -> None:
+    from redis.asyncio import Redis
+    from rich.console import Console
+    from rich.table import Table
+
+    from latentedit.workers.recovery import list_dead_letters
+
+    async def fetch() -> list[dict[str, str]]:
+        redis = Redis.from_url(args.redis_url)
+        try:
+            return await list_dead_letters(redis, args.count)
+        finally:
+            await redis.aclose()
+
+    rows = asyncio.run(fetch())
+    table = Table(title=f"dead letters (newest {args.count})")
+    cols = ("id", "job_id", "kind", "stream", "deliveries", "worker", "error")
+    for col in cols:
+        table.add_column(col, no_wrap=col in ("id", "kind", "deliveries"), overflow="fold")
+    for row in rows:
+        table.add_row(*(row.get(c, "") for c in cols))
+    Console().print(table if rows else "no dead letters")
 
 
 def _up(args: argparse.Namespace) -> None:
@@ -80,6 +161,7 @@ def _up(args: argparse.Namespace) -> None:
             max_batch=args.max_batch,
             max_wait_ms=args.max_wait_ms,
             log_dir=args.log_dir or "",
+            extra_worker_args=[*_model_worker_args(args), f"--dtype={args.dtype}"],
         )
     )
     stop = threading.Event()
@@ -116,13 +198,33 @@ def _train_encoder(args: argparse.Namespace) -> None:
     import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from latentedit.workers.methods.encoder import encoder_path, save_encoder, train_encoder
+    from latentedit.workers.methods.encoder import (
+        effective_encoder_path,
+        encoder_meta,
+        encoder_path,
+        load_encoder,
+        save_encoder,
+        train_encoder,
+    )
     from latentedit.workers.models.registry import get_spec
     from latentedit.workers.models.runtime import load_model
 
-    model = load_model(get_spec(args.model), args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(get_spec(args.model, _registry(args)), args.device)
     model.generator.to(memory_format=torch.channels_last)  # faster CPU convolutions
-    path = encoder_path(model.name, model.version)
+    path = args.out or encoder_path(model.name, model.version)
+    start, prior_steps = None, 0
+    if args.resume:  # go on from the encoder in use (trained file, else the shipped one)
+        start_path = effective_encoder_path(model.name, model.version)
+        if start_path is None:
+            raise SystemExit(f"--resume: {model.name} has no encoder to resume from")
+        start = load_encoder(start_path).requires_grad_(True)
+        prior_steps = int(encoder_meta(start_path).get("total_steps", 0)) or int(
+            encoder_meta(start_path).get("steps", 0)
+        )
+        logging.info("resuming from %s (%d steps)", start_path, prior_steps)
+    load_before = os.getloadavg()[0]
     with Progress(
         TextColumn("[bold]encoder[/bold] {task.fields[status]}"), BarColumn(), TimeElapsedColumn()
     ) as bar:
@@ -144,24 +246,44 @@ def _train_encoder(args: argparse.Namespace) -> None:
             seed=args.seed,
             progress=progress,
             max_seconds=args.minutes * 60,
+            shell_weight=args.shell_weight,
+            lr=2e-4 if start is not None else 4e-4,  # a restart from a trained encoder: gentler
+            pixel_start=0.0 if start is not None else 0.2,
+            encoder=start,
+            reuse=args.reuse,
+            pixel_batch=args.pixel_batch,
+            progress_every=100,  # validation costs ~3 steps; every 25 steps it took ~10 %
         )
     save_encoder(
         encoder,
         path,
         {
-            "steps": report.steps,
-            "seconds": report.seconds,
-            "val_psnr": report.val_psnr,
+            "model": model.name,
             "model_version": model.version,
+            "steps": report.steps,
+            "total_steps": prior_steps + report.steps,
+            "seconds": round(report.seconds, 1),
+            "val_psnr": round(report.val_psnr, 3),
+            "shell_weight": args.shell_weight,
+            "reuse": args.reuse,
+            "pixel_batch": args.pixel_batch,
+            "seed": args.seed,
+            "threads": torch.get_num_threads(),
+            "load_average": f"{load_before:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()}",
+            "torch": torch.__version__,
+            "command": " ".join(["latentedit", *sys.argv[1:]]),
         },
     )
+    with path.open("rb") as f:  # to pin it in the registry when shipping the file
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
     logging.info(
-        "encoder for %s: %d steps in %.0fs, held-out PSNR %.2f dB -> %s",
+        "encoder for %s: %d steps in %.0fs, held-out PSNR %.2f dB -> %s (SHA-256 %s)",
         model.name,
         report.steps,
         report.seconds,
         report.val_psnr,
         path,
+        digest,
     )
 
 
@@ -182,6 +304,21 @@ def _report(args: argparse.Namespace) -> None:
             seed=args.seed,
             discover=args.discover,
         )
+
+    if args.evaluate:  # learned: the curvilinear paper's measures
+        from latentedit.deploy.evaluate_report import run_evaluate
+
+        def go(target: str) -> None:
+            run_evaluate(
+                target,
+                args.model,
+                split(args.evaluate),
+                args.out if args.out != "out/rescoring.png" else "out/commutativity.png",
+                top=args.top,
+                samples=args.samples,
+                strength=args.strength if args.strength != 3.0 else 2.0,
+                seed=args.seed,
+            )
 
     if args.with_stack:
         from latentedit.deploy.stack import Stack, StackConfig
@@ -208,6 +345,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--log-dir", default=None, help="write each child's log here")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    _add_model_args(p)
     p.set_defaults(func=_up)
 
     p = sub.add_parser("gateway", help="run one gRPC gateway")
@@ -220,12 +359,18 @@ def main(argv: list[str] | None = None) -> None:
         "--default-timeout", type=float, default=120.0, help="seconds, when the caller sets none"
     )
     p.add_argument("--metrics-port", type=int, default=0, help="Prometheus /metrics port (0: off)")
+    door_cli.add_gateway_flags(p)
+    p.add_argument(
+        "--max-inflight-mb", type=float, default=512, help="MiB of waiting jobs in Redis"
+    )
     p.set_defaults(func=_gateway)
+    door_cli.add_keys_parser(sub)
 
     p = sub.add_parser("worker", help="run one batching worker")
     p.add_argument("--redis-url", default=redis_default)
     p.add_argument("--models", default="", help="comma-separated; default: every registered model")
-    p.add_argument("--device", default="cpu")
+    _add_model_args(p)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--max-batch", type=int, default=32, help="jobs gathered into one batch")
     p.add_argument(
@@ -241,7 +386,25 @@ def main(argv: list[str] | None = None) -> None:
         metavar="MODEL:NAME=PATH",
         help="register an operator's TorchScript scorer (images (N,3,H,W) in [-1,1] -> (N,))",
     )
+    # jobs: the training lane (learned directions run as jobs beside interactive traffic)
+    p.add_argument("--training-slots", type=int, default=1, help="training jobs run at once")
+    p.add_argument("--training-threads", type=int, default=1, help="torch threads per job")
+    p.add_argument("--checkpoint-every-s", type=float, default=180.0)
+    p.add_argument("--training-pause-s", type=float, default=0.0, help="sleep after each step")
+    p.add_argument("--training-nice", type=int, default=10, help="niceness of training threads")
+    p.add_argument(
+        "--trainer-plugin",
+        action="append",
+        default=[],
+        metavar="MODULE|FILE.py",
+        help="import a module that registers extra trainers (register_trainer)",
+    )
     p.set_defaults(func=_worker)
+
+    p = sub.add_parser("dead-letters", help="list jobs set aside after too many deliveries")
+    p.add_argument("--redis-url", default=redis_default)
+    p.add_argument("--count", type=int, default=50)
+    p.set_defaults(func=_dead_letters)
 
     p = sub.add_parser("demo", help="drive a stack through the SDK and write out/demo.png")
     p.add_argument("--target", default="127.0.0.1:50051")
@@ -252,11 +415,27 @@ def main(argv: list[str] | None = None) -> None:
 
     p = sub.add_parser("train-encoder", help="train a model's inversion encoder on its own samples")
     p.add_argument("model")
+    _add_model_args(p)
     p.add_argument("--minutes", type=float, default=14.0, help="wall-clock budget")
     p.add_argument("--steps", type=int, default=20000, help="at most this many steps")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--shell-weight",
+        type=float,
+        default=3.0,
+        help="weight of the term keeping predicted codes on the prior's shell (0: off)",
+    )
+    p.add_argument("--reuse", type=int, default=4, help="pairs per fresh generator sample")
+    p.add_argument(
+        "--resume", action="store_true", help="go on from the encoder in use (trained or shipped)"
+    )
+    p.add_argument("--pixel-batch", type=int, default=4, help="images per batch in the pixel loss")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument(
+        "--out", type=Path, default=None, help="write here instead of $LATENTEDIT_HOME's file"
+    )
     p.set_defaults(func=_train_encoder)
 
     p = sub.add_parser("report", help="re-scoring matrix of directions x scorers, printed + drawn")
@@ -275,6 +454,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="out/rescoring.png")
     p.add_argument("--with-stack", action="store_true", help="start a private stack for it")
+    p.add_argument(
+        "--evaluate",
+        default="",
+        help="comma-separated direction-name prefixes: commutativity / side-effect / "
+        "reversibility tables per group (Evaluate RPC), picture at --out",
+    )
+    p.add_argument("--top", type=int, default=8, help="--evaluate: directions per group")
     p.set_defaults(func=_report)
 
     args = parser.parse_args(argv)

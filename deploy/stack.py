@@ -47,8 +47,19 @@ class StackConfig:
     max_wait_ms: float = 5.0
     max_queue: int = 1000
     log_dir: str = ""  # empty: children log to this process's stderr
+    redis_appendonly: bool = False  # private redis-server: AOF persistence (fsync every write)
     extra_gateway_args: list[str] = field(default_factory=list)
     extra_worker_args: list[str] = field(default_factory=list)
+
+
+def _end(proc: subprocess.Popen[bytes], kill: bool, grace: float = 30.0) -> None:
+    if proc.poll() is None:
+        proc.kill() if kill else proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class Stack:
@@ -57,6 +68,7 @@ class Stack:
         self.port = config.port or free_port()
         self.target = f"127.0.0.1:{self.port}"
         self.redis_url = config.redis_url
+        self.redis_port = 0
         self.redis: subprocess.Popen[bytes] | None = None
         self.gateway: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -78,12 +90,15 @@ class Stack:
             if out is not None:
                 out.close()  # the child holds its own copy
 
-    def start_redis(self) -> None:
+    def start_redis(self, port: int = 0) -> None:
+        """Start the private redis-server (``port`` 0: a free one; else that port, same dir)."""
         exe = shutil.which("redis-server")
         if exe is None:
             raise Unavailable("redis-server is not on PATH (apt-get install -y redis-server)")
-        self._tmp = tempfile.mkdtemp(prefix="latentedit-redis-")
-        port = free_port()
+        if self._tmp is None:
+            self._tmp = tempfile.mkdtemp(prefix="latentedit-redis-")
+        port = port or free_port()
+        aof = ["--appendonly", "yes", "--appendfsync", "always"]
         self.redis = self._spawn(
             "redis",
             [
@@ -96,13 +111,13 @@ class Stack:
                 self._tmp,
                 "--save",
                 "",
-                "--appendonly",
-                "no",
+                *(aof if self.config.redis_appendonly else ["--appendonly", "no"]),
                 "--protected-mode",
                 "yes",
             ],
         )
         self.redis_url = f"redis://127.0.0.1:{port}/0"
+        self.redis_port = port
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with (
@@ -110,10 +125,27 @@ class Stack:
                 socket.create_connection(("127.0.0.1", port), 0.2) as s,
             ):
                 s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
+                if s.recv(64).startswith(b"+PONG"):
                     return
             time.sleep(0.05)
         raise Unavailable(f"redis-server did not start on port {port}")
+
+    def restart_redis(self, kill: bool = True) -> None:
+        """Stop the private redis-server (SIGKILL, or SIGTERM) and start it on the same port.
+
+        Without AOF it comes back empty; with ``redis_appendonly`` it reloads its data.
+        """
+        if self.redis is None:
+            raise RuntimeError("restart_redis needs the stack's own redis-server")
+        _end(self.redis, kill)
+        self.start_redis(self.redis_port)
+
+    def restart_gateway(self, kill: bool = True) -> None:
+        """Stop the gateway (SIGKILL, or SIGTERM: drain) and start a new one on the same port."""
+        if self.gateway is not None:
+            _end(self.gateway, kill)
+        self.start_gateway()
+        self.wait_ready(60, expect_models=bool(self.workers))
 
     def start_gateway(self) -> None:
         self.gateway = self._spawn(

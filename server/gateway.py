@@ -22,8 +22,11 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
 from latentedit import validate
-from latentedit.errors import InvalidArgument, LatentEditError, error_for
+from latentedit.errors import InvalidArgument, LatentEditError, clip, error_for
+from latentedit.server import door_setup
+from latentedit.server.auth import CALLER
 from latentedit.server.job_queue import JobQueue
+from latentedit.server.jobs_api import JobsServicer
 from latentedit.server.settings import GatewaySettings
 from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
@@ -32,6 +35,7 @@ from latentedit.v1 import latentedit_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 DEADLINE_MARGIN_S = 0.05
+DRAIN_NOTICE_S = 0.5  # on SIGTERM: NOT_SERVING this long before refusing new calls
 SERVICE = pb.DESCRIPTOR.services_by_name["LatentEditor"].full_name
 RPCS = Counter("latentedit_gateway_rpcs_total", "RPCs answered", ["rpc", "code"])
 LATENCY = Histogram(
@@ -42,17 +46,34 @@ LATENCY = Histogram(
 )
 
 
+def _shape(request: Any, info: pb.ModelInfo) -> tuple[int, ...]:
+    """Check the request's latent space against the model's; -> the shape of one code."""
+    return validate.space_request(request, validate.model_spaces(info))[1]
+
+
+def _direction_dim(request: Any, info: pb.ModelInfo) -> int:
+    """Size of a direction in the request's space (z_dim, or w_dim for w and w+)."""
+    sp = validate.model_spaces(info)
+    validate.space_request(request, sp)
+    return sp.direction_dim(validate.direction_space(validate.space(request.space, sp)))
+
+
 def _require_model(model: str) -> str:
     if not model:
         raise InvalidArgument("model is required (see ListModels)")
-    return model
+    return validate.name(model, "model")
 
 
-class LatentEditorService(pb_grpc.LatentEditorServicer):
+def _feature_shape(info: pb.ModelInfo) -> tuple[int, ...]:
+    return tuple(int(s) for s in info.feature_shape)
+
+
+class LatentEditorService(JobsServicer, pb_grpc.LatentEditorServicer):
     def __init__(self, settings: GatewaySettings, queue: JobQueue) -> None:
         self.settings = settings
         self.queue = queue
         self.limits = settings.limits
+        self.draining = asyncio.Event()  # set by close(): long watches end, the SDK re-opens
 
     async def _run(
         self,
@@ -77,7 +98,7 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
             return getattr(result, result.WhichOneof("outcome"))
         except LatentEditError as err:
             code = err.code
-            await context.abort(err.code, err.message)
+            await context.abort(err.code, clip(err.message, 1000))
         finally:
             RPCS.labels(rpc, code.name).inc()
             LATENCY.labels(rpc).observe(time.perf_counter() - start)
@@ -96,6 +117,9 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
             deadline_unix_ms=int((time.time() + timeout) * 1000),
             enqueued_unix_ms=int(time.time() * 1000),
         )
+        caller = CALLER.get()
+        if caller is not None:  # who asked: the worker records and checks direction owners
+            job.caller, job.caller_admin = caller.name, caller.admin
         return job, timeout
 
     # ---- RPCs ------------------------------------------------------------------------------
@@ -107,7 +131,14 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
             catalogue, alive = await self.queue.models()
         except LatentEditError as err:
             await context.abort(err.code, err.message)
-        return pb.ListModelsResponse(models=[catalogue[n] for n in sorted(alive) if n in catalogue])
+        caller = CALLER.get()
+        return pb.ListModelsResponse(
+            models=[
+                catalogue[n]
+                for n in sorted(alive)
+                if n in catalogue and (caller is None or caller.may_use(n))
+            ]
+        )
 
     async def Generate(
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
@@ -118,7 +149,9 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
             request.model,
             "generate",
             request,
-            lambda info: validate.generate(request, info.latent_dim, self.limits),
+            lambda info: validate.generate(
+                request, _shape(request, info), self.limits, _feature_shape(info)
+            ),
         )
 
     async def Edit(
@@ -130,7 +163,9 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
             request.model,
             "edit",
             request,
-            lambda info: validate.edit(request, info.latent_dim, self.limits),
+            lambda info: validate.edit(
+                request, _shape(request, info), self.limits, _feature_shape(info)
+            ),
         )
 
     async def ConditionalEdit(
@@ -142,7 +177,9 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
             request.model,
             "conditional_edit",
             request,
-            lambda info: validate.conditional_edit(request, info.latent_dim, self.limits),
+            lambda info: validate.conditional_edit(
+                request, _shape(request, info), self.limits, _feature_shape(info)
+            ),
         )
 
     async def Invert(
@@ -154,12 +191,23 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
             request.model,
             "invert",
             request,
-            lambda info: validate.invert(request, list(info.invert_methods), self.limits),
+            lambda info: (
+                _shape(request, info),
+                validate.invert(request, list(info.invert_methods), self.limits),
+            ),
         )
 
     async def DiscoverDirections(
         self, request: pb.DiscoverDirectionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.DiscoverDirectionsResponse:
+        try:  # jobs: learned methods are queued as training jobs and answer with a job id
+            info = await self.queue.model(_require_model(request.model))
+            job = await self.training_job(request, info)
+        except LatentEditError as err:
+            await context.abort(err.code, err.message)
+        if job is not None:
+            RPCS.labels("DiscoverDirections", grpc.StatusCode.OK.name).inc()
+            return job
         return await self._run(
             "DiscoverDirections",
             context,
@@ -169,7 +217,7 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
             lambda info: validate.discover(
                 request,
                 list(info.discover_methods),
-                info.latent_dim,
+                _direction_dim(request, info),
                 list(info.scorers),
                 self.limits,
             ),
@@ -179,7 +227,12 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
         self, request: pb.ListDirectionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListDirectionsResponse:
         return await self._run(
-            "ListDirections", context, request.model, "list_directions", request, lambda info: None
+            "ListDirections",
+            context,
+            request.model,
+            "list_directions",
+            request,
+            lambda info: validate.direction_space_filter(request.space),
         )
 
     async def GetDirection(
@@ -207,7 +260,7 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
             request.model,
             "put_direction",
             request,
-            lambda info: validate.put_direction(request, info.latent_dim),
+            lambda info: validate.put_direction(request, _direction_dim(request, info)),
         )
 
     async def Score(
@@ -219,7 +272,9 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
             request.model,
             "score",
             request,
-            lambda info: validate.score(request, info.latent_dim, list(info.scorers), self.limits),
+            lambda info: validate.score(
+                request, _shape(request, info), list(info.scorers), self.limits
+            ),
         )
 
     async def Analyze(
@@ -231,7 +286,22 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
             request.model,
             "analyze",
             request,
-            lambda info: validate.analyze(request, list(info.scorers), self.limits),
+            lambda info: (
+                _shape(request, info),
+                validate.analyze(request, list(info.scorers), self.limits),
+            ),
+        )
+
+    async def Evaluate(  # learned (issue 12)
+        self, request: pb.EvaluateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.EvaluateResponse:
+        return await self._run(
+            "Evaluate",
+            context,
+            request.model,
+            "evaluate",
+            request,
+            lambda info: validate.evaluate(request, list(info.scorers), self.limits),
         )
 
     async def InvertStream(
@@ -242,6 +312,7 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
         code = grpc.StatusCode.OK
         try:
             info = await self.queue.model(_require_model(request.model))
+            _shape(request, info)
             validate.invert(request, list(info.invert_methods), self.limits)
             job, timeout = self._job(context)
             job.invert.CopyFrom(request)
@@ -259,7 +330,7 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
                         raise error_for(result.error.code, result.error.message)
         except LatentEditError as err:
             code = err.code
-            await context.abort(err.code, err.message)
+            await context.abort(err.code, clip(err.message, 1000))
         finally:
             RPCS.labels("InvertStream", code.name).inc()
             LATENCY.labels("InvertStream").observe(time.perf_counter() - start)
@@ -272,17 +343,28 @@ class LatentEditorService(pb_grpc.LatentEditorServicer):
         raise AssertionError("unreachable")
 
 
-async def _watch_health(queue: JobQueue, servicer: health.aio.HealthServicer) -> None:
-    """SERVING while Redis answers, NOT_SERVING while it does not (checked every second)."""
+async def _watch_health(
+    queue: JobQueue, servicer: health.aio.HealthServicer, draining: asyncio.Event
+) -> None:
+    """Health from the queue's monitor, refreshed twice a second.
+
+    ``""``: SERVING while Redis answers; the LatentEditor service: also at least one model
+    served; each model's name: SERVING while a live worker serves it. All NOT_SERVING
+    once draining.
+    """
+    serving, not_serving = (
+        health_pb2.HealthCheckResponse.SERVING,
+        health_pb2.HealthCheckResponse.NOT_SERVING,
+    )
     while True:
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if await queue.ping()
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
-        for name in ("", SERVICE):
-            await servicer.set(name, status)
-        await asyncio.sleep(1.0)
+        up = queue.reachable and not draining.is_set()
+        await servicer.set("", serving if up else not_serving)
+        await servicer.set(SERVICE, serving if up and any(queue.served.values()) else not_serving)
+        for model, alive in queue.served.items():
+            await servicer.set(model, serving if up and alive else not_serving)
+        if draining.is_set():
+            return
+        await asyncio.sleep(0.5)
 
 
 async def create_server(
@@ -293,32 +375,41 @@ async def create_server(
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
-    server = grpc.aio.server(options=options)
+    server = grpc.aio.server(options=options, interceptors=[door_setup.interceptor(settings)])
     queue = JobQueue(
-        settings.redis_url, settings.gateway_id, settings.max_queue, settings.catalogue_ttl_s
+        settings.redis_url,
+        settings.gateway_id,
+        settings.max_queue,
+        settings.catalogue_ttl_s,
+        settings.max_inflight_bytes,
     )
     await queue.start()
-    pb_grpc.add_LatentEditorServicer_to_server(LatentEditorService(settings, queue), server)
+    service = LatentEditorService(settings, queue)
+    pb_grpc.add_LatentEditorServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (
-            SERVICE,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
-    )
-    port = server.add_insecure_port(settings.listen)
+    if settings.reflection:
+        reflection.enable_server_reflection(
+            (
+                SERVICE,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+    port = door_setup.add_port(server, settings)
     if port == 0:
         raise OSError(f"could not bind {settings.listen}")
     await server.start()
-    watcher = asyncio.create_task(_watch_health(queue, health_servicer))
+    draining = service.draining
+    watcher = asyncio.create_task(_watch_health(queue, health_servicer, draining))
 
-    async def close(grace: float = 5.0) -> None:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+    async def close(grace: float = 30.0) -> None:
+        """Drain: health NOT_SERVING, new calls refused, calls in flight get ``grace`` s."""
+        draining.set()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(watcher, 2.0)
+        await asyncio.sleep(DRAIN_NOTICE_S)  # health checkers see NOT_SERVING before we go
         await server.stop(grace)
         await queue.close()
 

@@ -1,15 +1,16 @@
 """Named directions in Redis, with an in-memory LRU cache that is never stale.
 
 Each direction lives in ``le:dirs:{model}`` (name -> Direction message with its
-unit vector) and its version in ``le:dirvers:{model}`` (a counter that only grows, also
-across delete and re-create). A lookup reads the
-versions of all asked names in one round trip and fetches only what changed,
+unit vector) and its version in ``le:dirvers:{model}`` (a counter that only grows, bumped
+by put and by delete). A lookup reads the versions of all asked names in one round trip
+and fetches the bytes only of what changed,
 so a direction overwritten or deleted by another worker is never served from
 the cache.
 """
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,9 +22,28 @@ from redis.exceptions import WatchError
 
 from latentedit import keys, validate
 from latentedit.codec import from_tensor, to_tensor
-from latentedit.errors import NotFound
+from latentedit.errors import NotFound, PermissionDenied
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.workers.latent_math import unit
+
+# Who the current job acts for: (API key name, admin). Set per job by the JobRunner from
+# Job.caller; ("", False) on an open gateway, where nobody owns anything.
+ACTING: contextvars.ContextVar[tuple[str, bool]] = contextvars.ContextVar(
+    "acting", default=("", False)
+)
+
+
+def _check_owner(model: str, name: str, raw: bytes | str | None) -> None:
+    """PermissionDenied unless the current caller may overwrite / delete this stored direction."""
+    caller, admin = ACTING.get()
+    if raw is None or not caller or admin:
+        return
+    owner = pb.Direction.FromString(raw if isinstance(raw, bytes) else raw.encode()).owner
+    if owner and owner != caller:
+        raise PermissionDenied(
+            f"direction {model}/{name} belongs to key {owner!r}; only that key or an admin key "
+            "may overwrite or delete it (pick another name)"
+        )
 
 
 @dataclass(frozen=True)
@@ -47,8 +67,9 @@ class DirectionStore:
         model_version: str,
         params: dict[str, str] | None = None,
         metrics: dict[str, float] | None = None,
+        space: str = "z",
     ) -> pb.Direction:
-        """Store (or overwrite, bumping the version) a direction; returns it with its vector."""
+        """Store (or overwrite, bumping the version) a direction of ``space`` ("z" or "w")."""
         validate.name(name)
         v = unit(vector)
         msg = pb.Direction(
@@ -61,6 +82,8 @@ class DirectionStore:
             model_version=model_version,
             vector=to_tensor(v.astype(np.float32)),
             metrics=metrics or {},
+            owner=ACTING.get()[0],
+            space=space,
         )
         versions = keys.direction_versions(model)
         # Version and message change together (WATCH/MULTI), so concurrent puts never leave a
@@ -69,6 +92,7 @@ class DirectionStore:
             while True:
                 try:
                     await pipe.watch(versions)
+                    _check_owner(model, name, await pipe.hget(keys.directions(model), name))
                     msg.version = int(await pipe.hget(versions, name) or 0) + 1
                     pipe.multi()
                     pipe.hset(versions, name, msg.version)
@@ -79,26 +103,29 @@ class DirectionStore:
                     continue
 
     async def get_many(self, model: str, names: list[str]) -> list[CachedDirection]:
-        """Current directions for ``names`` (cached unless changed); NotFound names the missing."""
+        """Current directions for ``names``; NotFound names the missing.
+
+        One round trip for the versions; a second one, for the bytes of the names whose
+        cached version is stale, only when there are such names.
+        """
         if not names:
             return []
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hmget(keys.direction_versions(model), names)
-            pipe.hmget(keys.directions(model), names)
-            versions, stored = await pipe.execute()
-        missing = [n for n, raw in zip(names, stored, strict=True) if raw is None]
-        if missing:
-            raise NotFound(f"unknown direction(s) {', '.join(f'{model}/{n}' for n in missing)}")
-        out = []
-        for name, ver, raw in zip(names, versions, stored, strict=True):
-            key = (model, name)
-            hit = self._cache.get(key)
-            if hit is not None and ver is not None and hit.meta.version == int(ver):
-                self._cache.move_to_end(key)
-                out.append(hit)
-                continue
-            out.append(self._remember(key, raw))
-        return out
+        versions = await self.redis.hmget(keys.direction_versions(model), names)
+        found: dict[str, CachedDirection] = {}
+        for n, ver in zip(names, versions, strict=True):
+            hit = self._cache.get((model, n))
+            if ver is not None and hit is not None and hit.meta.version == int(ver):
+                found[n] = hit
+                self._cache.move_to_end((model, n))
+        stale = sorted(set(names) - set(found))
+        if stale:
+            stored = await self.redis.hmget(keys.directions(model), stale)
+            missing = [n for n, raw in zip(stale, stored, strict=True) if raw is None]
+            if missing:
+                raise NotFound(f"unknown direction(s) {', '.join(f'{model}/{n}' for n in missing)}")
+            for n, raw in zip(stale, stored, strict=True):
+                found[n] = self._remember((model, n), cast(bytes, raw))
+        return [found[n] for n in names]
 
     def _remember(self, key: tuple[str, str], raw: bytes) -> CachedDirection:
         msg = pb.Direction.FromString(cast(bytes, raw))
@@ -117,20 +144,43 @@ class DirectionStore:
             raise NotFound(f"unknown direction {model}/{name}")
         return pb.Direction.FromString(cast(bytes, raw))
 
-    async def list(self, model: str, include_vectors: bool) -> list[pb.Direction]:
+    async def list(self, model: str, include_vectors: bool, space: str = "") -> list[pb.Direction]:
+        """All directions of ``model`` (only those of ``space`` if given), sorted by name."""
         raw: dict[bytes, bytes] = await self.redis.hgetall(  # type: ignore[assignment]
             keys.directions(model)
         )
         out = []
         for _, value in sorted(raw.items()):
             msg = pb.Direction.FromString(value)
+            if space and (msg.space or "z") != space:
+                continue
             if not include_vectors:
                 msg.ClearField("vector")
             out.append(msg)
         return out
 
     async def delete(self, model: str, name: str) -> bool:
-        # The version counter stays, so a later direction of the same name gets a new version.
-        deleted = await self.redis.hdel(keys.directions(model), name)
+        # The version counter grows (never resets), so caches elsewhere see the delete and a later
+        # direction of the same name gets a new version.
+        if ACTING.get()[0]:
+            _check_owner(model, name, await self.redis.hget(keys.directions(model), name))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(keys.directions(model), name)
+            pipe.hincrby(keys.direction_versions(model), name, 1)
+            deleted, _ = await pipe.execute()
         self._cache.pop((model, name), None)
         return bool(deleted)
+
+    # ---- learned direction sets (workers/learned): one blob per set, beside the records ----
+
+    async def put_set_blob(self, model: str, name: str, blob: bytes) -> None:
+        """Store a learned set's parameters (safetensors bytes) under ``name``."""
+        validate.name(name)
+        await self.redis.hset(keys.learned_sets(model), name, blob)
+
+    async def get_set_blob(self, model: str, name: str) -> bytes:
+        """A learned set's blob; NotFound if the set is gone."""
+        raw = await self.redis.hget(keys.learned_sets(model), name)
+        if raw is None:
+            raise NotFound(f"unknown learned direction set {model}/{name}")
+        return cast(bytes, raw)

@@ -1,10 +1,13 @@
-"""Invert jobs on the worker: every method behind one RPC, batched across clients.
+"""Invert jobs on the worker: every method behind one RPC, continuously batched.
 
-Jobs of one model with the same (method, restarts, prior weight) are inverted as
-one batch (per-image step budgets and targets may differ). Progress is fanned
-out per job while the batch runs; a job whose caller gave up is marked in
-Redis (``le:cancel:{id}``) and the batch stops once every job in it is
-cancelled. Tuning deltas ("tune") are stored in Redis under an id that later
+Each job joins the running session of its (model, method)
+(:class:`~latentedit.workers.methods.inversion.session.Session`) at the next step
+boundary and its result is published as soon as its own steps are done, so a short
+job never waits for a long one. Progress is fanned out per job; a job whose caller
+gave up is marked in Redis (``le:cancel:{id}``) and stops at its next progress check.
+With ``report_edit_error`` (always for ``auto``, which chooses by it) each image's
+relative edit error along the model's top SeFa directions is measured.
+Tuning deltas ("tune") are stored in Redis under an id that later
 Generate / Edit / ConditionalEdit calls pass back; the per-model encoder is
 loaded from ``$LATENTEDIT_HOME`` and reloaded when ``train-encoder`` writes a
 new one.
@@ -15,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -33,14 +38,16 @@ from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.validate import Limits
 from latentedit.workers.methods import inversion as inv
-from latentedit.workers.methods.encoder import Encoder, encoder_path, load_encoder
+from latentedit.workers.methods.encoder import Encoder, effective_encoder_path, load_encoder
+from latentedit.workers.methods.inversion.session import Session
 from latentedit.workers.methods.preprocess import Crop, preprocess
+from latentedit.workers.methods.sefa import sefa
 from latentedit.workers.methods.tuning_store import delta_from_bytes, delta_to_bytes
 from latentedit.workers.models.runtime import LoadedModel, from_uint8
 
 log = logging.getLogger(__name__)
 
-INVERT_METHODS = ("optimize", "encoder", "hybrid", "extended", "tune", "auto")
+INVERT_METHODS = inv.INVERT_METHODS
 NEEDS_ENCODER = ("encoder", "hybrid")
 DEFAULT_TARGET_PSNR = 30.0
 TUNING_TTL_S = 7 * 24 * 3600
@@ -64,18 +71,21 @@ class _Member:
 
 
 class Inverter:
-    def __init__(self, redis: Redis, limits: Limits) -> None:
+    def __init__(self, redis: Redis, limits: Limits, max_images: int = 64) -> None:
         self.redis = redis
         self.limits = limits
         self._encoders: dict[str, tuple[float, Encoder]] = {}  # model -> (mtime, encoder)
         self._deltas: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
+        self._directions: dict[str, torch.Tensor] = {}
+        self._sessions: dict[tuple[str, str], Session] = {}
+        self.max_images = max_images
 
     # ---- encoder ---------------------------------------------------------------------------
 
     def encoder(self, model: LoadedModel) -> Encoder | None:
         """The model's trained encoder, reloaded when its file changes; None if not trained."""
-        path: Path = encoder_path(model.name, model.version)
-        if not path.is_file():
+        path = effective_encoder_path(model.name, model.version)  # trained, else shipped
+        if path is None:
             return None
         mtime = path.stat().st_mtime
         cached = self._encoders.get(model.name)
@@ -106,11 +116,18 @@ class Inverter:
             out.append(self._deltas[tid])
         return out
 
-    # ---- batches -----------------------------------------------------------------------------
+    # ---- sessions (continuous batching) -------------------------------------------------------
+
+    def directions(self, model: LoadedModel) -> torch.Tensor:
+        """The model's top SeFa directions (K, d), the edit-error measure's edits (cached)."""
+        if model.name not in self._directions:
+            vectors, _ = sefa(model.first_projection().numpy(), inv.EDIT_DIRECTIONS)
+            self._directions[model.name] = torch.from_numpy(vectors).float()
+        return self._directions[model.name]
 
     def _member(self, model: LoadedModel, job: jobs_pb2.Job) -> _Member:
         req = job.invert
-        validate.invert(req, list(INVERT_METHODS), self.limits)
+        validate.invert(req, list(inv.supported_methods(model.generator)), self.limits)
         method = req.method or "optimize"
         if method in NEEDS_ENCODER and self.encoder(model) is None:
             raise Unavailable(
@@ -127,44 +144,59 @@ class Inverter:
         steps = req.steps or DEFAULT_STEPS[method]
         return _Member(job, np.stack(targets), crops, steps)
 
+    def session(self, model: LoadedModel, method: str) -> Session:
+        """The running session of (model, method) that new jobs join."""
+        key = (model.name, method)
+        if key not in self._sessions:
+            self._sessions[key] = Session(f"{model.name}/{method}", self.max_images)
+        return self._sessions[key]
+
+    async def stream(
+        self, model: LoadedModel, jobs: list[jobs_pb2.Job], publish: Any
+    ) -> AsyncIterator[tuple[jobs_pb2.Job, jobs_pb2.JobResult | Exception]]:
+        """Invert ``jobs``, each joining its (model, method) session; yields (job, result or
+        error) as each finishes (a short job never waits for a long one)."""
+        loop = asyncio.get_running_loop()
+        members: list[_Member] = []
+        waits: list[asyncio.Task[tuple[_Member, Any, BaseException | None]]] = []
+        for job in jobs:
+            try:  # decoding images takes CPU time: never on the event loop
+                m = await asyncio.to_thread(self._member, model, job)
+            except Exception as exc:
+                yield job, exc
+                continue
+            fut: asyncio.Future[Any] = loop.create_future()
+            method = job.invert.method or "optimize"
+            start = partial(self._start, model, method, m, loop, publish)
+            self.session(model, method).submit(len(m.targets), start, _settler(loop, fut))
+            members.append(m)
+            waits.append(asyncio.create_task(_outcome(m, fut)))
+        watcher = asyncio.create_task(self._watch_cancel(members))
+        try:
+            for next_done in asyncio.as_completed(waits):
+                m, res, error = await next_done
+                if error is not None:
+                    log.error("inversion of job %s failed: %r", m.job.id, error)
+                    yield m.job, error if isinstance(error, Exception) else RuntimeError(error)
+                    continue
+                method = m.job.invert.method or "optimize"
+                yield m.job, (await self._results(model, method, [m], res))[0]
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
     async def run(
         self, model: LoadedModel, jobs: list[jobs_pb2.Job], publish: Any
     ) -> list[tuple[jobs_pb2.Job, jobs_pb2.JobResult | Exception]]:
-        """Invert ``jobs``; returns (job, result or error) pairs. ``publish`` sends progress."""
-        out: list[tuple[jobs_pb2.Job, jobs_pb2.JobResult | Exception]] = []
-        groups: dict[tuple[str, int, float], list[_Member]] = {}
-        for job in jobs:
-            try:
-                m = self._member(model, job)
-            except Exception as exc:
-                out.append((job, exc))
-                continue
-            req = job.invert
-            key = (req.method or "optimize", req.restarts, req.prior_weight)
-            groups.setdefault(key, []).append(m)
-        loop = asyncio.get_running_loop()
-        for (method, restarts, prior), members in groups.items():
-            watcher = asyncio.create_task(self._watch_cancel(members))
-            try:
-                result = await asyncio.to_thread(
-                    self._invert_group, model, method, restarts, prior, members, loop, publish
-                )
-                for m, res in zip(
-                    members, await self._results(model, method, members, result), strict=True
-                ):
-                    out.append((m.job, res))
-            except Exception as exc:
-                log.exception("inversion batch failed")
-                out.extend((m.job, exc) for m in members)
-            finally:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
-        return out
+        """All of :meth:`stream` as a list."""
+        return [pair async for pair in self.stream(model, jobs, publish)]
 
     async def _watch_cancel(self, members: list[_Member]) -> None:
-        """Poll the cancel flags of the batch's jobs twice a second."""
+        """Poll the cancel flags of the jobs twice a second."""
         names = [keys.cancelled(m.job.id) for m in members]
+        if not names:
+            return
         while True:
             flags = await self.redis.mget(names)
             for m, flag in zip(members, flags, strict=True):
@@ -172,72 +204,48 @@ class Inverter:
                     m.cancelled.set()
             await asyncio.sleep(0.5)
 
-    def _invert_group(
+    def _start(
         self,
         model: LoadedModel,
         method: str,
-        restarts: int,
-        prior: float,
-        members: list[_Member],
+        m: _Member,
         loop: asyncio.AbstractEventLoop,
         publish: Any,
-    ) -> inv.InversionResult:
-        targets = from_uint8(np.concatenate([m.targets for m in members]), model.device)
-        sizes = [len(m.targets) for m in members]
-        r = restarts or inv.OptimizeConfig().restarts
-        z0 = torch.cat(
-            [
-                torch.randn(
-                    n,
-                    r,
-                    model.latent_dim,
-                    generator=torch.Generator().manual_seed(m.job.invert.seed),
-                )
-                for m, n in zip(members, sizes, strict=True)
-            ]
-        ).to(model.device)
-        steps = torch.tensor(
-            [m.steps for m, n in zip(members, sizes, strict=True) for _ in range(n)]
-        )
-        target = torch.tensor(
-            [
-                (m.job.invert.target_psnr or (DEFAULT_TARGET_PSNR if method == "auto" else np.inf))
-                for m, n in zip(members, sizes, strict=True)
-                for _ in range(n)
-            ],
-            dtype=torch.float64,
-        )
-        cfg = inv.InvertConfig(steps=int(steps.max()))
-        if prior:
+    ) -> Generator[None, None, inv.InversionResult]:
+        """The member's step generator (runs in the session thread)."""
+        req = m.job.invert
+        n = len(m.targets)
+        targets = from_uint8(m.targets, model.device)
+        r = req.restarts or inv.OptimizeConfig().restarts
+        gen = torch.Generator().manual_seed(req.seed)
+        z0 = torch.randn(n, r, model.latent_dim, generator=gen).to(model.device)
+        target = req.target_psnr or (DEFAULT_TARGET_PSNR if method == "auto" else math.inf)
+        cfg = inv.InvertConfig(steps=m.steps)
+        opt = replace(cfg.optimize, restarts=r)
+        if req.prior_weight:
+            opt = replace(opt, prior_weight=req.prior_weight)
             cfg = replace(
                 cfg,
-                optimize=replace(cfg.optimize, prior_weight=prior, restarts=r),
-                hybrid=replace(cfg.hybrid, prior_weight=prior),
-                extended=replace(cfg.extended, prior_weight=prior),
+                hybrid=replace(cfg.hybrid, prior_weight=req.prior_weight),
+                extended=replace(cfg.extended, prior_weight=req.prior_weight),
             )
-        else:
-            cfg = replace(cfg, optimize=replace(cfg.optimize, restarts=r))
-        offsets = np.cumsum([0, *sizes])
+        cfg = replace(cfg, optimize=opt)
+        measure = method == "auto" or req.report_edit_error
+        bound = (req.max_edit_error or inv.DEFAULT_MAX_EDIT_ERROR) if method == "auto" else math.inf
 
-        def progress(step: int, loss: float, psnr: np.ndarray) -> np.ndarray:
-            for i, m in enumerate(members):
-                if m.job.stream_progress and not m.cancelled.is_set():
-                    event = jobs_pb2.JobResult(
-                        job_id=m.job.id,
-                        progress=pb.InvertProgress(
-                            step=step,
-                            total_steps=m.steps,
-                            loss=loss,
-                            psnr=psnr[offsets[i] : offsets[i + 1]].tolist(),
-                            method=method,
-                        ),
-                    )
-                    asyncio.run_coroutine_threadsafe(publish(m.job, event), loop)
-            # Per image: keep going unless its caller gave up (other clients' images go on).
-            return np.repeat([not m.cancelled.is_set() for m in members], sizes)
+        def progress(step: int, loss: float, psnr: np.ndarray) -> bool:
+            if m.job.stream_progress and not m.cancelled.is_set():
+                event = jobs_pb2.JobResult(
+                    job_id=m.job.id,
+                    progress=pb.InvertProgress(
+                        step=step, total_steps=m.steps, loss=loss, psnr=psnr.tolist(), method=method
+                    ),
+                )
+                asyncio.run_coroutine_threadsafe(publish(m.job, event), loop)
+            return not m.cancelled.is_set()  # False: the caller gave up, stop
 
         generator: Any = model.generator
-        return inv.invert(
+        return inv.invert_steps(
             method,
             generator,
             targets,
@@ -245,8 +253,9 @@ class Inverter:
             encoder=self.encoder(model),
             z0=z0,
             target_psnr=target,
-            steps=steps,
             progress=progress,
+            directions=self.directions(model) if measure else None,
+            max_edit_error=bound,
         )
 
     async def _results(
@@ -257,7 +266,7 @@ class Inverter:
         for m in members:
             sl = slice(start, start + len(m.targets))
             start += len(m.targets)
-            if m.cancelled.is_set():
+            if m.cancelled.is_set() or res.cancelled:
                 out.append(Cancelled("cancelled by the caller"))
                 continue
             extras = pb.CodeExtras()
@@ -292,10 +301,39 @@ class Inverter:
                         crops=[pb.CropBox(left=c.left, top=c.top, size=c.size) for c in m.crops],
                         extras=extras,
                         tuning_bytes=sizes,
+                        edit_error=[] if res.edit_error is None else res.edit_error[sl].tolist(),
                     ),
                 )
             )
         return out
+
+
+def _settler(
+    loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any]
+) -> Callable[[Any, BaseException | None], None]:
+    """A session's ``done`` callback that settles ``fut`` on ``loop`` (thread-safe)."""
+
+    def done(value: Any, error: BaseException | None) -> None:
+        def settle() -> None:
+            if fut.done():
+                return
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(value)
+
+        loop.call_soon_threadsafe(settle)
+
+    return done
+
+
+async def _outcome(
+    m: _Member, fut: asyncio.Future[Any]
+) -> tuple[_Member, Any, BaseException | None]:
+    try:
+        return m, await fut, None
+    except Exception as exc:
+        return m, None, exc
 
 
 def render_extras(

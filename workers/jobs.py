@@ -2,8 +2,9 @@
 
 Render jobs (Generate, Edit, ConditionalEdit) are planned one by one (latents
 worked out, directions looked up), then fused into one generator pass for the
-whole batch and split back. Edits are relative (z + t alpha n) or absolute
-(signed distance t alpha from the boundary through the origin). Invert jobs
+whole batch and split back (one pass per latent space). Edits are relative
+(z + t alpha n) or absolute (signed distance t alpha from the boundary through the
+origin); in w+ each term moves only its layer range. Invert jobs
 with the same step budget are optimised together. A job that fails gets its
 own error; the rest of the batch goes on.
 """
@@ -26,11 +27,16 @@ from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.validate import Limits
 from latentedit.workers import latent_math as lm
-from latentedit.workers.direction_store import DirectionStore
+from latentedit.workers.direction_store import ACTING, DirectionStore
 from latentedit.workers.discovery import DISCOVER_METHODS, Discovery, ModelTools
 from latentedit.workers.inverter import INVERT_METHODS, Inverter, render_extras
+from latentedit.workers.learned.editing import LearnedSets, is_learned
+from latentedit.workers.learned.service import evaluate_request
 from latentedit.workers.models.runtime import LoadedModel
 from latentedit.workers.scorers import Scorer, scorers_for
+from latentedit.workers.spaces import render_codes, seeded_codes, spaces_of
+from latentedit.workers.style_inverter import check as check_style_invert
+from latentedit.workers.style_inverter import run_style_inversions
 
 __all__ = ["DISCOVER_METHODS", "HEAVY_KINDS", "INVERT_METHODS", "JobRunner", "error_result"]
 
@@ -38,7 +44,7 @@ log = logging.getLogger(__name__)
 
 RENDER_KINDS = ("generate", "edit", "conditional_edit")
 # Jobs that take seconds or more run in the worker's heavy lane, beside the render lane.
-HEAVY_KINDS = ("invert", "discover", "analyze")
+HEAVY_KINDS = ("invert", "discover", "analyze", "evaluate")
 
 
 Publish = Callable[[jobs_pb2.Job, jobs_pb2.JobResult], Awaitable[None]]
@@ -48,9 +54,10 @@ Publish = Callable[[jobs_pb2.Job, jobs_pb2.JobResult], Awaitable[None]]
 class RenderPlan:
     """Latents to render for one job and how to turn the images into its result."""
 
-    latents: np.ndarray  # (M, d) float32
+    latents: np.ndarray  # (M, *code shape) float32 codes of `space`
     finish: Callable[[np.ndarray], jobs_pb2.JobResult]  # uint8 (M, H, W, 3) -> result
     render: Callable[[], np.ndarray] | None = None  # codes with extras render on their own
+    space: str = "z"
 
 
 def error_result(job_id: str, err: LatentEditError) -> jobs_pb2.JobResult:
@@ -61,6 +68,45 @@ def error_result(job_id: str, err: LatentEditError) -> jobs_pb2.JobResult:
 
 def _encode_all(pixels: np.ndarray, fmt: pb.ImageFormat) -> list[pb.Image]:
     return [encode_image(p, fmt) for p in pixels]
+
+
+def _finish_all(
+    plans: list[tuple[jobs_pb2.Job, RenderPlan]], chunks: list[np.ndarray | None]
+) -> list[tuple[jobs_pb2.Job, jobs_pb2.JobResult]]:
+    """Each plan's result from its pixels (encoding happens here); a failure fails its job only."""
+    out = []
+    for (job, plan), chunk in zip(plans, chunks, strict=True):
+        try:
+            if chunk is None:
+                raise Internal("rendering failed")
+            out.append((job, plan.finish(chunk)))
+        except LatentEditError as err:
+            out.append((job, error_result(job.id, err)))
+        except Exception:
+            log.exception("finishing job %s failed", job.id)
+            out.append((job, error_result(job.id, Internal("encoding failed (see worker log)"))))
+    return out
+
+
+def _render_and_finish(
+    model: LoadedModel,
+    plans: list[tuple[jobs_pb2.Job, RenderPlan]],
+    rendered: Callable[[], object] | None,
+) -> list[tuple[jobs_pb2.Job, jobs_pb2.JobResult]] | None:
+    """(In a worker thread.) Fused render of plans in one space, ``rendered()`` (thread-safe),
+    encode; None if the render failed."""
+    try:
+        counts = [len(p.latents) for _, p in plans]
+        codes = np.concatenate([p.latents for _, p in plans])
+        pixels = render_codes(model, codes, plans[0][1].space)
+        chunks: list[np.ndarray | None] = list(np.split(pixels, np.cumsum(counts)[:-1]))
+    except Exception:
+        log.exception("fused render of %d jobs failed; rendering them one by one", len(plans))
+        return None
+    finally:
+        if rendered is not None:
+            rendered()
+    return _finish_all(plans, chunks)
 
 
 class JobRunner:
@@ -84,16 +130,26 @@ class JobRunner:
         }
         self.discovery = Discovery(self.tools, store, limits)
         self.inverter = Inverter(store.redis, limits)
+        self.learned = LearnedSets(store)  # directions of learned (nonlinear) sets
 
-    async def run_batch(self, model_name: str, jobs: list[jobs_pb2.Job], publish: Publish) -> None:
+    async def run_batch(
+        self,
+        model_name: str,
+        jobs: list[jobs_pb2.Job],
+        publish: Publish,
+        rendered: Callable[[], None] | None = None,
+    ) -> None:
         """Run ``jobs`` of one model and ``publish`` each result as soon as it is ready.
 
-        Never raises for a bad job: it gets an error result and the rest go on.
+        ``rendered()`` is called once the generator passes are done (before encoding), so the
+        caller can start the next batch's render while this one encodes. Never raises for a bad
+        job: it gets an error result and the rest go on.
         """
         model = self.models[model_name]
         now_ms = time.time() * 1000
         render: list[tuple[jobs_pb2.Job, RenderPlan]] = []
         invert: list[jobs_pb2.Job] = []
+        style_invert: list[jobs_pb2.Job] = []  # to w / w+ codes
         for job in jobs:
             kind = job.WhichOneof("request")
             try:
@@ -101,60 +157,92 @@ class JobRunner:
                     raise DeadlineExceeded("the deadline passed while the job was queued")
                 if kind in RENDER_KINDS:
                     render.append((job, await self._plan(model, job)))
+                elif kind == "invert" and validate.space(job.invert.space, spaces_of(model)) != "z":
+                    check_style_invert(job.invert, model, self.limits)
+                    style_invert.append(job)
                 elif kind == "invert":
                     invert.append(job)
                 else:
+                    ACTING.set((job.caller, job.caller_admin))  # direction owners (door)
                     await publish(job, await self._single(model, job))
             except LatentEditError as err:
                 await publish(job, error_result(job.id, err))
-            except Exception as exc:  # a bug must fail its job, not the worker
+            except Exception:  # a bug must fail its job, not the worker
                 log.exception("job %s (%s) failed", job.id, kind)
-                await publish(job, error_result(job.id, Internal(f"{kind} failed: {exc!r}")))
+                await publish(
+                    job, error_result(job.id, Internal(f"{kind} failed (see worker log)"))
+                )
         if render:
-            for job, result in await self._render_fused(model, render):
+            for job, result in await self._render_fused(model, render, rendered):
                 await publish(job, result)
+        elif rendered is not None:
+            rendered()
         if invert:
             await self._invert(model, invert, publish)
+        if style_invert:
+            try:
+                for job, result in zip(
+                    style_invert,
+                    await run_style_inversions(model, style_invert, self.limits, publish),
+                    strict=True,
+                ):
+                    await publish(job, result)
+            except LatentEditError as err:
+                for job in style_invert:
+                    await publish(job, error_result(job.id, err))
+            except Exception:
+                log.exception("w / w+ inversion failed")
+                for job in style_invert:
+                    await publish(
+                        job, error_result(job.id, Internal("inversion failed (see worker log)"))
+                    )
 
     # ---- render jobs -------------------------------------------------------------------
 
     async def _render_fused(
-        self, model: LoadedModel, plans: list[tuple[jobs_pb2.Job, RenderPlan]]
+        self,
+        model: LoadedModel,
+        plans: list[tuple[jobs_pb2.Job, RenderPlan]],
+        rendered: Callable[[], None] | None = None,
     ) -> list[tuple[jobs_pb2.Job, jobs_pb2.JobResult]]:
         """One generator pass for all plans; on failure each plan alone (only a bad one fails)."""
+        if all(p.render is None for _, p in plans) and len({p.space for _, p in plans}) == 1:
+            # The common case in one thread hop: render, signal ``rendered``, encode.
+            loop = asyncio.get_running_loop()
+            signal = rendered and partial(loop.call_soon_threadsafe, rendered)
+            done = await asyncio.to_thread(_render_and_finish, model, plans, signal)
+            if done is not None:
+                return done
+            rendered = None  # already signalled
         fused = [i for i, (_, p) in enumerate(plans) if p.render is None]
         chunks: list[np.ndarray | None] = [None] * len(plans)
         try:
-            if fused:
-                counts = [len(plans[i][1].latents) for i in fused]
+            for space in sorted({plans[i][1].space for i in fused}):
+                group = [i for i in fused if plans[i][1].space == space]
+                counts = [len(plans[i][1].latents) for i in group]
                 pixels = await asyncio.to_thread(
-                    model.render, np.concatenate([plans[i][1].latents for i in fused])
+                    render_codes,
+                    model,
+                    np.concatenate([plans[i][1].latents for i in group]),
+                    space,
                 )
-                for i, part in zip(fused, np.split(pixels, np.cumsum(counts)[:-1]), strict=True):
+                for i, part in zip(group, np.split(pixels, np.cumsum(counts)[:-1]), strict=True):
                     chunks[i] = part
         except Exception:
             log.exception("fused render of %d jobs failed; rendering them one by one", len(fused))
-            fused = []
+            fused = [i for i in fused if chunks[i] is not None]
         for i, (_, plan) in enumerate(plans):
             if i in fused:
                 continue
-            render = plan.render or partial(model.render, plan.latents)
+            render = plan.render or partial(render_codes, model, plan.latents, plan.space)
             try:
                 chunks[i] = await asyncio.to_thread(render)
             except Exception:
                 log.exception("render failed")
-        out = []
-        for (job, plan), chunk in zip(plans, chunks, strict=True):
-            try:
-                if chunk is None:
-                    raise Internal("rendering failed")
-                out.append((job, await asyncio.to_thread(plan.finish, chunk)))
-            except LatentEditError as err:
-                out.append((job, error_result(job.id, err)))
-            except Exception as exc:
-                log.exception("finishing job %s failed", job.id)
-                out.append((job, error_result(job.id, Internal(f"encoding failed: {exc!r}"))))
-        return out
+        if rendered is not None:
+            rendered()
+        # All jobs' encodings in one thread hop: per-hop overhead is per batch, not per job.
+        return await asyncio.to_thread(_finish_all, plans, chunks)
 
     async def _plan(self, model: LoadedModel, job: jobs_pb2.Job) -> RenderPlan:
         kind = job.WhichOneof("request")
@@ -167,12 +255,14 @@ class JobRunner:
     async def _plan_generate(
         self, model: LoadedModel, job_id: str, req: pb.GenerateRequest
     ) -> RenderPlan:
-        source = validate.generate(req, model.latent_dim, self.limits)
-        z = (
-            source
-            if isinstance(source, np.ndarray)
-            else lm.seeded_latents(source, model.latent_dim)
-        )
+        space, shape = validate.space_request(req, spaces_of(model))
+        source = validate.generate(req, shape, self.limits)
+        if isinstance(source, np.ndarray):
+            z = source
+        else:
+            psi = req.truncation_psi if req.HasField("truncation_psi") else None
+            seeded = lm.seeded_latents(source, model.latent_dim)
+            z = await asyncio.to_thread(seeded_codes, model, seeded, space, psi)
         render = await self._extras_renderer(model, req.extras, len(z), 1)
 
         def finish(pixels: np.ndarray) -> jobs_pb2.JobResult:
@@ -185,7 +275,7 @@ class JobRunner:
                 ),
             )
 
-        return RenderPlan(z, finish, render and partial(render, z))
+        return RenderPlan(z, finish, render and partial(render, z), space)
 
     async def _extras_renderer(
         self, model: LoadedModel, extras: pb.CodeExtras, rows: int, frames: int
@@ -200,21 +290,45 @@ class JobRunner:
         return partial(render_extras, model, residual=rep_residual, deltas=rep_deltas)
 
     async def _plan_edit(self, model: LoadedModel, job_id: str, req: pb.EditRequest) -> RenderPlan:
-        z, names, strengths, ts = validate.edit(req, model.latent_dim, self.limits)
+        sp = spaces_of(model)
+        space, shape = validate.space_request(req, sp)
+        z, names, strengths, ts = validate.edit(req, shape, self.limits)
         dirs = await self.store.get_many(model.name, names)
+        for d in dirs:
+            validate.check_direction_space(d.meta.id, d.meta.space, space)
         render = await self._extras_renderer(model, req.extras, len(z), len(ts))
         vectors = np.stack([d.vector for d in dirs])
         absolute = np.array([e.mode == pb.EDIT_MODE_ABSOLUTE for e in req.edits])
-        offset = lm.combine(vectors[~absolute], strengths[~absolute])
-        edited = lm.apply_edit(z, offset, ts)
-        if absolute.any():
-            # Absolute terms hold exactly in the result: distance t * alpha from each boundary.
-            targets = ts[None, :, None] * strengths[absolute][None, None, :]
-            edited = lm.place_at_distances(
-                edited,
-                vectors[absolute],
-                np.broadcast_to(targets, (*edited.shape[:2], int(absolute.sum()))),
+        # Absolute terms hold exactly in the result: distance t * alpha from each boundary.
+        targets = ts[None, :, None] * strengths[absolute][None, None, :]
+        targets = np.broadcast_to(targets, (len(z), len(ts), int(absolute.sum())))
+        if any(is_learned(d.meta) for d in dirs):
+            if space == "w+":
+                raise InvalidArgument("learned direction sets edit z or w codes, not w+")
+            edited = await self.learned.edit(model.name, z, dirs, strengths, ts, absolute)
+            if absolute.any():
+                edited = lm.place_at_distances(edited, vectors[absolute], targets)
+        elif space == "w+":
+            masks = np.stack(
+                [
+                    validate.layer_mask(
+                        e.layers or req.layers or d.meta.params.get("layers", ""),
+                        sp.num_ws,
+                        f"layers of {d.meta.id}",
+                    )
+                    for e, d in zip(req.edits, dirs, strict=True)
+                ]
             )
+            offset = lm.combine_layers(vectors[~absolute], strengths[~absolute], masks[~absolute])
+            edited = lm.apply_edit(z, offset, ts)
+            if absolute.any():
+                edited = lm.place_at_distances_layers(
+                    edited, vectors[absolute], targets, masks[absolute]
+                )
+        else:
+            edited = lm.apply_edit(z, lm.combine(vectors[~absolute], strengths[~absolute]), ts)
+            if absolute.any():
+                edited = lm.place_at_distances(edited, vectors[absolute], targets)
 
         def finish(pixels: np.ndarray) -> jobs_pb2.JobResult:
             return jobs_pb2.JobResult(
@@ -228,24 +342,36 @@ class JobRunner:
                 ),
             )
 
-        flat = edited.reshape(-1, model.latent_dim)
-        return RenderPlan(flat, finish, render and partial(render, flat))
+        flat = edited.reshape(-1, *shape)
+        return RenderPlan(flat, finish, render and partial(render, flat), space)
 
     async def _plan_conditional(
         self, model: LoadedModel, job_id: str, req: pb.ConditionalEditRequest
     ) -> RenderPlan:
-        z, names, strength, ts = validate.conditional_edit(req, model.latent_dim, self.limits)
+        sp = spaces_of(model)
+        space, shape = validate.space_request(req, sp)
+        z, names, strength, ts = validate.conditional_edit(req, shape, self.limits)
         render = await self._extras_renderer(model, req.extras, len(z), len(ts))
         dirs = await self.store.get_many(model.name, names)
+        for d in dirs:
+            validate.check_direction_space(d.meta.id, d.meta.space, space)
         conditions = (
-            np.stack([d.vector for d in dirs[1:]])
-            if len(dirs) > 1
-            else np.zeros((0, model.latent_dim))
+            np.stack([d.vector for d in dirs[1:]]) if len(dirs) > 1 else np.zeros((0, shape[-1]))
         )
-        projected = lm.project_out(dirs[0].vector, conditions)
-        edited = lm.apply_edit(z, strength * projected, ts)
-        cos_conditions = lm.cosines(projected, conditions) if len(conditions) else np.zeros(0)
-        cos_primary = float(lm.cosines(projected, dirs[0].vector)[0])
+        if any(is_learned(d.meta) for d in dirs):  # curved: projected local tangents
+            if space == "w+":
+                raise InvalidArgument("learned direction sets edit z or w codes, not w+")
+            edited, projected, cos_conditions, cos_primary = await self.learned.conditional(
+                model.name, z, dirs, strength, ts
+            )
+        else:
+            projected = lm.project_out(dirs[0].vector, conditions)
+            offset = strength * projected
+            if space == "w+":
+                offset = validate.layer_mask(req.layers, sp.num_ws)[:, None] * offset[None, :]
+            edited = lm.apply_edit(z, offset, ts)
+            cos_conditions = lm.cosines(projected, conditions) if len(conditions) else np.zeros(0)
+            cos_primary = float(lm.cosines(projected, dirs[0].vector)[0])
 
         def finish(pixels: np.ndarray) -> jobs_pb2.JobResult:
             return jobs_pb2.JobResult(
@@ -261,17 +387,18 @@ class JobRunner:
                 ),
             )
 
-        flat = edited.reshape(-1, model.latent_dim)
-        return RenderPlan(flat, finish, render and partial(render, flat))
+        flat = edited.reshape(-1, *shape)
+        return RenderPlan(flat, finish, render and partial(render, flat), space)
 
     # ---- inversion -----------------------------------------------------------------------
 
     async def _invert(self, model: LoadedModel, jobs: list[jobs_pb2.Job], publish: Publish) -> None:
-        for job, outcome in await self.inverter.run(model, jobs, publish):
+        async for job, outcome in self.inverter.stream(model, jobs, publish):
             if isinstance(outcome, LatentEditError):
                 result = error_result(job.id, outcome)
             elif isinstance(outcome, Exception):
-                result = error_result(job.id, Internal(f"inversion failed: {outcome!r}"))
+                log.error("inversion of job %s failed: %r", job.id, outcome)
+                result = error_result(job.id, Internal("inversion failed (see worker log)"))
             else:
                 result = outcome
             await publish(job, result)
@@ -289,8 +416,15 @@ class JobRunner:
         if kind == "analyze":
             report = await self.discovery.analyze(model.name, job.analyze)
             return jobs_pb2.JobResult(job_id=job.id, analyze=report)
+        if kind == "evaluate":  # learned: the curvilinear paper's measures
+            evaluation = await evaluate_request(
+                self.tools[model.name], self.store, self.learned, job.evaluate, self.limits
+            )
+            return jobs_pb2.JobResult(job_id=job.id, evaluate=evaluation)
         if kind == "list_directions":
-            dirs = await self.store.list(model.name, job.list_directions.include_vectors)
+            req_list = job.list_directions
+            space = validate.direction_space_filter(req_list.space)
+            dirs = await self.store.list(model.name, req_list.include_vectors, space)
             return jobs_pb2.JobResult(
                 job_id=job.id, list_directions=pb.ListDirectionsResponse(directions=dirs)
             )
@@ -307,9 +441,17 @@ class JobRunner:
             )
         if kind == "put_direction":
             req = job.put_direction
-            name, vector = validate.put_direction(req, model.latent_dim)
+            sp = spaces_of(model)
+            space = validate.direction_space(validate.space(req.space, sp))
+            name, vector = validate.put_direction(req, sp.direction_dim(space))
             msg = await self.store.put(
-                model.name, name, vector, req.method or "import", model.version, dict(req.params)
+                model.name,
+                name,
+                vector,
+                req.method or "import",
+                model.version,
+                dict(req.params),
+                space=space,
             )
             return jobs_pb2.JobResult(job_id=job.id, direction=msg)
         raise InvalidArgument(f"unknown job kind {kind!r}")

@@ -1,7 +1,9 @@
 """Latent-space math in one place: unit directions, edits, sweeps, exact projection.
 
 Pure numpy; every edit path (Edit, ConditionalEdit, sweeps) goes through here.
-Directions are float64 unit vectors of shape (d,); latents are (N, d).
+Directions are float64 unit vectors of shape (d,). Codes are (N, d) (z or w) or
+(N, L, d) (w+: one w per style layer); in w+ each edit term touches only the layers
+of its boolean layer mask (L,), as in SeFa's and GANSpace's layer-wise editing.
 """
 
 from __future__ import annotations
@@ -26,20 +28,60 @@ def apply_edit(latents: np.ndarray, offset: np.ndarray, ts: np.ndarray) -> np.nd
     """z'[n, k] = z[n] + t_k * offset.
 
     Args:
-        latents: (N, d).
-        offset: (d,), e.g. sum_i alpha_i n_i.
+        latents: (N, d), or (N, L, d) in w+.
+        offset: (d,), e.g. sum_i alpha_i n_i (added to every layer in w+), or (L, d) per
+            layer (see :func:`combine_layers`).
         ts: (K,) multipliers.
     Returns:
-        (N, K, d) float32.
+        (N, K, d) or (N, K, L, d) float32.
     """
     z = np.asarray(latents, dtype=np.float64)
-    out = z[:, None, :] + ts[None, :, None] * np.asarray(offset, np.float64)[None, None, :]
+    off = np.asarray(offset, np.float64)
+    t = np.asarray(ts, np.float64).reshape((1, -1) + (1,) * (z.ndim - 1))
+    out = z[:, None] + t * off
     return out.astype(np.float32)
 
 
 def combine(directions: np.ndarray, strengths: np.ndarray) -> np.ndarray:
     """sum_i alpha_i n_i: directions (M, d), strengths (M,) -> (d,)."""
     return np.asarray(strengths, np.float64) @ np.asarray(directions, np.float64)
+
+
+def combine_layers(directions: np.ndarray, strengths: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Per-layer offset for w+: row l is sum of alpha_i n_i over the terms whose mask has l.
+
+    Args:
+        directions: (M, d); strengths: (M,); masks: (M, L) bool.
+    Returns:
+        (L, d) float64.
+    """
+    weights = np.asarray(masks, np.float64) * np.asarray(strengths, np.float64)[:, None]
+    return weights.T @ np.asarray(directions, np.float64)
+
+
+def place_at_distances_layers(
+    codes: np.ndarray, normals: np.ndarray, distances: np.ndarray, masks: np.ndarray
+) -> np.ndarray:
+    """Absolute edits in w+: on each layer, the terms whose mask holds it are placed exactly.
+
+    Layer l of every code moves to the given signed distances from the hyperplanes of the
+    terms active on l (:func:`place_at_distances` on that layer); other layers stay.
+
+    Args:
+        codes: (..., L, d); normals: (M, d) unit rows; distances: (..., M); masks: (M, L).
+    Returns:
+        (..., L, d) float32.
+    """
+    out = np.asarray(codes, np.float64).copy()
+    masks = np.asarray(masks, bool)
+    dist = np.asarray(distances, np.float64)
+    for layer in range(out.shape[-2]):
+        active = masks[:, layer]
+        if active.any():
+            out[..., layer, :] = place_at_distances(
+                out[..., layer, :], normals[active], dist[..., active]
+            )
+    return out.astype(np.float32)
 
 
 def project_out(primary: np.ndarray, conditions: np.ndarray) -> np.ndarray:

@@ -1,14 +1,25 @@
 """The worker: a Redis Streams consumer that batches jobs across clients.
 
-Loop: read up to ``max_batch`` jobs from the model streams (consumer group
-``workers``), keep gathering for at most ``max_wait_ms``, run each model's
-light jobs (render, direction store) as one batch (:class:`JobRunner`) and
-hand heavy ones (inversion, discovery) to a second lane that batches whatever
-has queued up, so a long inversion never holds up a Generate. Each result is
-published to the reply stream its job names, then ``XACK`` + ``XDEL``. A job is acknowledged only
-after its result is published, so a worker killed mid-batch loses nothing: its
-heartbeat key expires, and a live worker claims its pending jobs
-(``XCLAIM``) and runs them again. Job ids make replies idempotent.
+Lanes (asyncio tasks, each supervised: a failing lane is logged and restarted;
+one that keeps failing stops the worker, so its heartbeat lapses):
+
+- intake: forms light batches (render, direction store) and starts them. It
+  forms the next batch only once the generator is free, from whatever queued
+  meanwhile (non-blocking reads), so batches grow with the load by themselves;
+  when idle it blocks on Redis and wakes at the first arrival. It waits for
+  more jobs only when recent batches show a load (``max_wait_ms`` at most, by
+  polling: Redis's own blocking timeouts have a 1/``hz`` = 100 ms resolution).
+  Encoding and publishing a batch overlap the next batch's render.
+- heavy: inversion, discovery and analysis, batched whatever queued up.
+- heartbeat: refreshes this worker's and its models' liveness keys and the
+  catalogue; finding the catalogue gone (Redis restarted empty) re-creates
+  the consumer groups.
+- janitor: takes over pending entries nobody works on (this worker's own lost
+  ones, and dead workers'), see :mod:`latentedit.workers.recovery`.
+
+Results go out through one pipeline per batch (:mod:`latentedit.workers.outbox`):
+a job is acknowledged only after its result is published, so a worker killed
+mid-batch loses nothing. Job ids make replies idempotent at the gateway.
 """
 
 from __future__ import annotations
@@ -16,12 +27,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
-import socket
 import time
-import uuid
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, cast
 
 import torch
@@ -30,21 +39,18 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from latentedit import keys
-from latentedit.errors import Internal
 from latentedit.v1 import jobs_pb2
-from latentedit.v1 import latentedit_pb2 as pb
-from latentedit.validate import Limits
 from latentedit.workers.direction_store import DirectionStore
-from latentedit.workers.jobs import (
-    DISCOVER_METHODS,
-    HEAVY_KINDS,
-    INVERT_METHODS,
-    JobRunner,
-    error_result,
-)
-from latentedit.workers.models.registry import MODELS, get_spec
+from latentedit.workers.jobs import HEAVY_KINDS, JobRunner
+from latentedit.workers.models.registry import get_spec
 from latentedit.workers.models.runtime import LoadedModel, load_model
+from latentedit.workers.outbox import Outbox
+from latentedit.workers.recovery import Entry, Recovery, parse_entries
 from latentedit.workers.scorers import load_torchscript_scorer
+from latentedit.workers.training_jobs import TrainingLane
+from latentedit.workers.worker_settings import WorkerSettings, model_info
+
+__all__ = ["Worker", "WorkerSettings", "model_info", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -53,49 +59,17 @@ BATCH_JOBS = Histogram(
 )
 JOBS = Counter("latentedit_worker_jobs_total", "jobs finished", ["model", "kind", "outcome"])
 BATCH_SECONDS = Histogram("latentedit_worker_batch_seconds", "batch processing time")
+BUSY_SECONDS = Counter("latentedit_worker_busy_seconds", "wall time with at least one batch")
+LANE_RESTARTS = Counter("latentedit_worker_lane_restarts_total", "lane failures", ["lane"])
 
 HEARTBEAT_MS = 6000  # a worker silent this long is dead; its pending jobs are claimed
 HEARTBEAT_EVERY_S = 1.5
-REPLY_MAXLEN = 10000
-MAX_DELIVERIES = 3  # a job that took down this many workers fails instead
-
-
-@dataclass
-class WorkerSettings:
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    models: list[str] = field(default_factory=lambda: sorted(MODELS))
-    device: str = "cpu"
-    dtype: str = "float32"
-    max_batch: int = 32  # jobs gathered into one batch
-    max_wait_ms: float = 5.0  # how long to wait for more jobs once one has arrived
-    max_render_batch: int = 64  # images per generator forward pass
-    worker_id: str = ""
-    metrics_port: int = 0  # 0: no /metrics endpoint
-    torch_threads: int = 0  # generator intra-op threads; 0: torch's default (one per core)
-    scorer_files: dict[str, dict[str, str]] = field(default_factory=dict)  # model -> name -> .pt
-    limits: Limits = field(default_factory=Limits)
-
-    def __post_init__(self) -> None:
-        if not self.worker_id:
-            self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        for name in self.models:
-            get_spec(name)  # NotFound lists the registered models
-        if self.max_batch < 1 or self.max_wait_ms < 0 or self.max_render_batch < 1:
-            raise ValueError("max_batch and max_render_batch must be >= 1, max_wait_ms >= 0")
-
-
-def model_info(model: LoadedModel, settings: WorkerSettings, scorers: list[str]) -> pb.ModelInfo:
-    return pb.ModelInfo(
-        name=model.name,
-        version=model.version,
-        resolution=model.spec.resolution,
-        latent_dim=model.latent_dim,
-        description=model.spec.description,
-        invert_methods=list(INVERT_METHODS),
-        discover_methods=list(DISCOVER_METHODS),
-        scorers=sorted(scorers),
-        max_batch=settings.limits.max_latents,
-    )
+JANITOR_EVERY_S = 2.0
+LOST_IDLE_MS = 3000  # own pending entries idle this long and not in hand are re-run
+IDLE_BLOCK_MS = 1000  # blocking read while idle: wakes at once when a job arrives
+POLL_S = 0.001  # gathering poll interval
+MAX_DELIVERIES = 3  # after this many deliveries a job becomes a dead letter
+LANE_FAILURES_PER_MIN = 5  # more and the worker stops
 
 
 class Worker:
@@ -106,7 +80,10 @@ class Worker:
             torch.set_num_threads(settings.torch_threads)
         self.models = models or {
             name: load_model(
-                get_spec(name), settings.device, settings.dtype, settings.max_render_batch
+                get_spec(name, settings.registry),
+                settings.device,
+                settings.dtype,
+                settings.max_render_batch,
             )
             for name in settings.models
         }
@@ -117,230 +94,337 @@ class Worker:
         }
         self.runner = JobRunner(self.models, DirectionStore(self.redis), settings.limits, extra)
         self.streams = {keys.job_stream(name): name for name in self.models}
+        self.recovery = Recovery(self.redis, self.id, list(self.streams), MAX_DELIVERIES)
+        # Before the catalogue: the lane loads trainer plugins that ModelInfo lists.
+        self.training = TrainingLane(
+            self.redis, self.models, self.runner.store, self.id, settings.training
+        )
+        self._catalogue = {
+            name: model_info(m, settings, list(self.runner.tools[name].scorers)).SerializeToString()
+            for name, m in self.models.items()
+        }
         self._stop = asyncio.Event()
-        self._entries: dict[str, tuple[str, bytes]] = {}  # job id -> (stream, entry id)
-        self._inflight: set[bytes] = set()  # entry ids being processed here
-        self._claimed = False  # pending entries were claimed from a dead worker
+        self.failed = False  # a lane kept failing
+        self._entries: dict[int, tuple[str, bytes]] = {}  # id(job) -> (stream, entry id)
+        self._inflight: set[bytes] = set()  # entry ids in hand here
+        self._recovered: list[Entry] = []  # claimed entries, run before new ones
         self._heavy: asyncio.Queue[tuple[str, jobs_pb2.Job]] = asyncio.Queue()
         self._heavy_slots = asyncio.Semaphore(settings.max_batch)
+        self._heavy_tasks: set[asyncio.Task[None]] = set()  # heavy batches running
+        self._heavy_error: BaseException | None = None  # of a failed heavy batch
+        self._heavy_failed = asyncio.Event()  # set with _heavy_error: the lane fails
+        self._generator_free = asyncio.Semaphore(1)  # one light batch planning/rendering
+        self._batches: set[asyncio.Task[None]] = set()
+        self._outbox = Outbox(self.redis, self._inflight.difference_update)
+        self._typical = 1.0  # moving average of jobs per light batch: how long to gather
+        self._active = 0  # batches in progress (for the busy-time counter)
+        self._busy_since = 0.0
 
     def stop(self) -> None:
-        """Finish the batch in hand, then return from :meth:`run` (SIGTERM / SIGINT)."""
+        """Stop reading; finish and acknowledge the batches in hand; return from :meth:`run`."""
         self._stop.set()
 
+    # ---- Redis state this worker owns ------------------------------------------------------
+
     async def setup(self) -> None:
+        await self._ensure_groups()
+        await self._heartbeat_once()
+
+    async def _ensure_groups(self) -> None:
         for stream in self.streams:
             with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
                 await self.redis.xgroup_create(stream, keys.WORKER_GROUP, id="0", mkstream=True)
-        for model in self.models.values():
-            info = model_info(model, self.settings, list(self.runner.tools[model.name].scorers))
-            await self.redis.hset(keys.MODELS, model.name, info.SerializeToString())
-        await self._heartbeat_once()
 
-    async def _heartbeat_once(self) -> None:
+    async def _heartbeat_once(self) -> bool:
+        """Refresh liveness and catalogue; True if the catalogue was missing (Redis emptied)."""
         async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(keys.MODELS, mapping=cast(Any, self._catalogue))
             pipe.set(keys.worker_heartbeat(self.id), ",".join(self.models), px=HEARTBEAT_MS)
             for name in self.models:
                 pipe.set(keys.model_alive(name), self.id, px=HEARTBEAT_MS)
-            await pipe.execute()
+            added, *_ = await pipe.execute()
+        return bool(added)
+
+    # ---- lanes -----------------------------------------------------------------------------
+
+    async def _supervise(self, name: str, lane: Callable[[], Awaitable[None]]) -> None:
+        """Run ``lane`` until stop; restart it on failure; stop the worker if it keeps failing."""
+        failures: deque[float] = deque()
+        while not self._stop.is_set():
+            try:
+                await lane()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                LANE_RESTARTS.labels(name).inc()
+                now = time.monotonic()
+                failures.append(now)
+                while failures and failures[0] < now - 60:
+                    failures.popleft()
+                if len(failures) > LANE_FAILURES_PER_MIN:
+                    log.critical("lane %s failed %d times in 60 s; stopping", name, len(failures))
+                    self.failed = True
+                    self.stop()
+                    return
+                log.exception("lane %s failed; restarting it", name)
+                await asyncio.sleep(min(0.05 * 2 ** len(failures), 2.0))
 
     async def _heartbeat(self) -> None:
         while not self._stop.is_set():
             try:
-                await self._heartbeat_once()
-                await self._claim_from_dead()
-            except Exception:
-                log.exception("heartbeat failed")
+                if await self._heartbeat_once():
+                    log.warning("the model catalogue was gone (Redis restarted?); re-created")
+                    await self._ensure_groups()
+            except (RedisError, OSError) as exc:
+                log.warning("heartbeat failed: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), HEARTBEAT_EVERY_S)
 
-    async def _claim_from_dead(self) -> None:
-        """Move pending jobs of consumers whose heartbeat expired to this worker."""
-        for stream in self.streams:
+    async def _janitor(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), JANITOR_EVERY_S)
+            if self._stop.is_set():
+                return
             try:
-                consumers = await self.redis.xinfo_consumers(stream, keys.WORKER_GROUP)
-            except ResponseError:
+                taken = await self.recovery.own_pending(self._inflight, LOST_IDLE_MS)
+                taken += await self.recovery.from_dead()
+            except (RedisError, OSError) as exc:
+                log.warning("pending-entry check failed: %s", exc)
                 continue
-            for c in consumers:
-                name = c["name"].decode() if isinstance(c["name"], bytes) else c["name"]
-                if name == self.id or await self.redis.exists(keys.worker_heartbeat(name)):
-                    continue
-                if c["pending"]:
-                    pending: Any = await self.redis.xpending_range(
-                        stream, keys.WORKER_GROUP, min="-", max="+", count=1000, consumername=name
-                    )
-                    poison = [
-                        p["message_id"] for p in pending if p["times_delivered"] >= MAX_DELIVERIES
-                    ]
-                    for entry_id in poison:
-                        await self._fail_poison(stream, entry_id)
-                    ids: list[Any] = [
-                        p["message_id"] for p in pending if p["message_id"] not in poison
-                    ]
-                    if ids:
-                        claimed = await self.redis.xclaim(
-                            stream,
-                            keys.WORKER_GROUP,
-                            self.id,
-                            min_idle_time=1000,
-                            message_ids=ids,
-                            justid=True,
-                        )
-                        self._claimed = self._claimed or bool(claimed)
-                        log.warning("claimed %d job(s) of dead worker %s", len(claimed), name)
-                        continue  # delete the consumer once nothing is left pending
-                await self.redis.xgroup_delconsumer(stream, keys.WORKER_GROUP, name)
+            if taken:
+                log.warning("re-running %d pending job(s)", len(taken))
+            for _, entry_id, _ in taken:
+                self._inflight.add(entry_id)
+            self._recovered += taken
 
-    async def _fail_poison(self, stream: str, entry_id: bytes) -> None:
-        """A job whose workers died MAX_DELIVERIES times fails alone instead of killing more."""
-        entries: Any = await self.redis.xrange(stream, entry_id, entry_id)
-        if entries and entries[0][1]:
-            job = jobs_pb2.Job.FromString(entries[0][1][keys.JOB_FIELD.encode()])
-            err = Internal(
-                f"the job was delivered {MAX_DELIVERIES} times and its worker died each time"
-            )
-            await self._publish(job, error_result(job.id, err))
-        await self._ack(stream, entry_id)
-        log.error("dropped poison job %s on %s", entry_id, stream)
+    async def _intake(self) -> None:
+        while not self._stop.is_set():
+            await self._generator_free.acquire()
+            released = False
+            try:
+                batch = await self._next_batch()
+                if batch:
+                    released = True  # the batch releases it once rendered
+                    self._dispatch(batch)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("consumer group gone (Redis restarted?); re-creating it")
+                await self._ensure_groups()
+            except (RedisError, OSError) as exc:
+                log.warning("redis unavailable (%s); retrying", exc)
+                await asyncio.sleep(0.2)
+            finally:
+                if not released:
+                    self._generator_free.release()
 
-    async def _read(
-        self, new: bool, count: int, block_ms: int | None
-    ) -> list[tuple[str, bytes, jobs_pb2.Job | None]]:
-        """(stream, entry id, job) triples; ``new=False`` re-reads this worker's pending entries."""
-        streams = {s: ">" if new else "0" for s in self.streams}
+    async def _read(self, count: int, block_ms: int | None) -> list[Entry]:
+        streams = dict.fromkeys(self.streams, ">")
         reply: Any = await self.redis.xreadgroup(
             keys.WORKER_GROUP, self.id, cast(Any, streams), count=count, block=block_ms
         )
-        out: list[tuple[str, bytes, jobs_pb2.Job | None]] = []
+        out: list[Entry] = []
         for stream, entries in reply or []:
-            stream_name = stream.decode() if isinstance(stream, bytes) else stream
-            for entry_id, fields in entries:
-                if not fields:  # deleted while pending
-                    out.append((stream_name, entry_id, None))
-                    continue
-                try:
-                    job = jobs_pb2.Job.FromString(fields[keys.JOB_FIELD.encode()])
-                except Exception:
-                    log.exception("undecodable entry %s on %s", entry_id, stream_name)
-                    job = None  # acknowledged and dropped by run_once
-                out.append((stream_name, entry_id, job))
+            out += parse_entries(stream.decode() if isinstance(stream, bytes) else stream, entries)
+        self._inflight.update(e[1] for e in out)
         return out
 
-    async def _gather(self) -> list[tuple[str, bytes, jobs_pb2.Job | None]]:
-        """Claimed pending entries first; else wait for new ones and gather up to max_wait_ms."""
-        s = self.settings
-        if self._claimed:
-            # Reading history bumps delivery counts, so only after a claim (see MAX_DELIVERIES).
-            self._claimed = False
-            pending = await self._read(new=False, count=1000, block_ms=None)
-            batch = [e for e in pending if e[1] not in self._inflight]
-            if batch:
-                self._claimed = len(batch) > s.max_batch
-                return batch[: s.max_batch]
-        batch = await self._read(new=True, count=s.max_batch, block_ms=500)
-        deadline = time.monotonic() + s.max_wait_ms / 1000
-        while batch and len(batch) < s.max_batch:
-            remaining_ms = int((deadline - time.monotonic()) * 1000)
-            if remaining_ms < 1:
-                break
-            more = await self._read(new=True, count=s.max_batch - len(batch), block_ms=remaining_ms)
-            if not more:
-                break
-            batch.extend(more)
+    async def _next_batch(self) -> list[Entry]:
+        """Recovered entries, then what is queued; block only when idle; gather under load."""
+        cap = self.settings.max_batch
+        recovered, self._recovered = self._recovered[:cap], self._recovered[cap:]
+        batch = list(recovered)
+        try:
+            if len(batch) < cap:
+                batch += await self._read(cap - len(batch), None)
+            if not batch:
+                batch = await self._read(cap, IDLE_BLOCK_MS)
+            if not batch:
+                return []
+            target = min(cap, round(self._typical))
+            deadline = time.monotonic() + self.settings.max_wait_ms / 1000
+            while len(batch) < target and time.monotonic() < deadline and not self._stop.is_set():
+                await asyncio.sleep(POLL_S)
+                batch += await self._read(cap - len(batch), None)
+        except BaseException:  # entries in hand go back: recovered ones now, new ones via janitor
+            self._recovered = recovered + self._recovered
+            self._inflight.difference_update(e[1] for e in batch[len(recovered) :])
+            raise
+        self._typical = 0.8 * self._typical + 0.2 * len(batch)
+        BATCH_JOBS.observe(len(batch))
         return batch
 
-    async def run_once(self) -> int:
-        """Gather one batch; run its light jobs now and hand heavy ones to the heavy lane.
-
-        Returns the number of entries gathered.
-        """
-        batch = await self._gather()
+    def _dispatch(self, batch: list[Entry]) -> None:
+        """Light jobs: one batch task; heavy jobs: the heavy lane; unreadable: acknowledged."""
         light: dict[str, list[jobs_pb2.Job]] = {}
+        heavy: list[tuple[str, jobs_pb2.Job]] = []
         for stream, entry_id, job in batch:
             if job is None:
-                await self._ack(stream, entry_id)
+                self._outbox.put("", b"", (stream, entry_id))
                 continue
-            self._entries[job.id] = (stream, entry_id)
-            self._inflight.add(entry_id)
+            self._entries[id(job)] = (stream, entry_id)
             if job.WhichOneof("request") in HEAVY_KINDS:
-                await self._heavy_slots.acquire()  # back-pressure: leave the rest to other workers
-                self._heavy.put_nowait((self.streams[stream], job))
+                heavy.append((self.streams[stream], job))
             else:
                 light.setdefault(self.streams[stream], []).append(job)
-        if batch:
-            BATCH_JOBS.observe(len(batch))
-        with BATCH_SECONDS.time():
-            for model, jobs in light.items():
-                await self.runner.run_batch(model, jobs, self._finish)
-        return len(batch)
+        task = asyncio.create_task(self._light_batch(light, heavy))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
+
+    async def _light_batch(
+        self, light: dict[str, list[jobs_pb2.Job]], heavy: list[tuple[str, jobs_pb2.Job]]
+    ) -> None:
+        released = False
+
+        def rendered() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._generator_free.release()
+
+        jobs = [j for js in light.values() for j in js]
+        self._busy(+1)
+        try:
+            if heavy:
+                task = asyncio.create_task(self._to_heavy_lane(heavy))
+                self._batches.add(task)
+                task.add_done_callback(self._batches.discard)
+            with BATCH_SECONDS.time():
+                models = list(light.items())
+                for i, (model, model_jobs) in enumerate(models):
+                    last = i == len(models) - 1
+                    await self.runner.run_batch(
+                        model, model_jobs, self._finish, rendered=rendered if last else None
+                    )
+        except Exception:
+            log.exception("batch of %d job(s) failed; they will be re-run", len(jobs))
+        finally:
+            rendered()
+            self._release(jobs)
+            self._busy(-1)
+
+    async def _to_heavy_lane(self, items: list[tuple[str, jobs_pb2.Job]]) -> None:
+        for item in items:
+            await self._heavy_slots.acquire()  # at most max_batch heavy jobs queued here
+            self._heavy.put_nowait(item)
 
     async def _heavy_lane(self) -> None:
-        """Run heavy jobs (inversion, discovery); everything queued together is one batch."""
+        """Hand heavy jobs (inversion, discovery) on as they come, one task per model batch.
+
+        Inversions join their (model, method) session at the next step boundary
+        (continuous batching in the inverter), so the lane never waits for a long one. A batch
+        task that fails makes the lane fail (supervised: logged and restarted); its jobs stay
+        pending and are re-run.
+        """
         while True:
-            first = await self._heavy.get()
-            items = [first]
+            if self._heavy_error is not None:
+                error, self._heavy_error = self._heavy_error, None
+                self._heavy_failed.clear()
+                raise RuntimeError("a heavy batch failed") from error
+            getter = asyncio.ensure_future(self._heavy.get())
+            failed = asyncio.ensure_future(self._heavy_failed.wait())
+            try:
+                await asyncio.wait({getter, failed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                failed.cancel()
+                if not getter.done():
+                    getter.cancel()  # asyncio.Queue loses nothing to a cancelled get
+            if not getter.done() or getter.cancelled():
+                continue  # a batch failed: raised at the top of the loop
+            items = [getter.result()]
             while not self._heavy.empty():
                 items.append(self._heavy.get_nowait())
             by_model: dict[str, list[jobs_pb2.Job]] = {}
             for model, job in items:
                 by_model.setdefault(model, []).append(job)
-            try:
-                for model, jobs in by_model.items():
-                    await self.runner.run_batch(model, jobs, self._finish)
-            finally:
-                for _ in items:
-                    self._heavy.task_done()
-                    self._heavy_slots.release()
+            for model, jobs in by_model.items():
+                self._busy(+1)
+                task = asyncio.create_task(self._heavy_batch(model, jobs))
+                self._heavy_tasks.add(task)
+                task.add_done_callback(partial(self._heavy_done, jobs))
+
+    async def _heavy_batch(self, model: str, jobs: list[jobs_pb2.Job]) -> None:
+        try:
+            await self.runner.run_batch(model, jobs, self._finish)
+        except (RedisError, OSError) as exc:
+            log.warning("heavy batch of %d job(s) failed (%s); re-run later", len(jobs), exc)
+
+    def _heavy_done(self, jobs: list[jobs_pb2.Job], task: asyncio.Task[None]) -> None:
+        """Book-keeping of a finished heavy batch, whatever happened to it."""
+        self._heavy_tasks.discard(task)
+        self._release(jobs)  # jobs without a final result stay pending, to be re-run
+        self._busy(-1)
+        for _ in jobs:
+            self._heavy.task_done()
+            self._heavy_slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            self._heavy_error = task.exception()
+            self._heavy_failed.set()
+
+    def _busy(self, delta: int) -> None:
+        now = time.monotonic()
+        if self._active == 0 and delta > 0:
+            self._busy_since = now
+        self._active += delta
+        if self._active == 0:
+            BUSY_SECONDS.inc(now - self._busy_since)
+
+    def _release(self, jobs: list[jobs_pb2.Job]) -> None:
+        """Forget jobs that got no final result: their entries stay pending, to be re-run."""
+        for job in jobs:
+            where = self._entries.pop(id(job), None)
+            if where is not None:
+                self._inflight.discard(where[1])
+
+    # ---- results -----------------------------------------------------------------------------
 
     async def _finish(self, job: jobs_pb2.Job, result: jobs_pb2.JobResult) -> None:
-        """Publish a result, then acknowledge its entry (never the other way round).
+        """Queue a result for the next flush; a final one also acknowledges its entry.
 
-        Progress events are published only: the job is still running.
+        Returns at once: results of one batch leave together, in one pipeline.
         """
         result.worker = self.id
-        await self._publish(job, result)
-        if result.WhichOneof("outcome") == "progress":
-            return
-        stream, entry_id = self._entries.pop(job.id)
-        await self._ack(stream, entry_id)
-        self._inflight.discard(entry_id)
-        outcome = "error" if result.HasField("error") else "ok"
-        JOBS.labels(self.streams[stream], job.WhichOneof("request"), outcome).inc()
+        final = result.WhichOneof("outcome") != "progress"
+        where = self._entries.pop(id(job), None) if final else None
+        self._outbox.put(job.reply_to, result.SerializeToString(), where)
+        if final and where is not None:
+            outcome = "error" if result.HasField("error") else "ok"
+            JOBS.labels(self.streams[where[0]], job.WhichOneof("request"), outcome).inc()
 
-    async def _publish(self, job: jobs_pb2.Job, result: jobs_pb2.JobResult) -> None:
-        await self.redis.xadd(
-            job.reply_to,
-            {keys.RESULT_FIELD: result.SerializeToString()},
-            maxlen=REPLY_MAXLEN,
-            approximate=True,
-        )
-
-    async def _ack(self, stream: str, entry_id: bytes) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(stream, keys.WORKER_GROUP, entry_id)
-            pipe.xdel(stream, entry_id)
-            await pipe.execute()
+    # ---- lifecycle ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve until :meth:`stop`; the batch in hand is finished first (drain)."""
-        await self.setup()
-        heartbeat = asyncio.create_task(self._heartbeat())
-        heavy = asyncio.create_task(self._heavy_lane())
+        """Serve until :meth:`stop`; the batches in hand are finished and acknowledged first."""
+        while not self._stop.is_set():
+            try:
+                await self.setup()
+                break
+            except (RedisError, OSError) as exc:
+                log.warning("redis unavailable at start (%s); retrying", exc)
+                await asyncio.sleep(1)
+        lanes = {
+            "heartbeat": self._heartbeat,
+            "janitor": self._janitor,
+            "intake": self._intake,
+            "heavy": self._heavy_lane,
+        }
+        tasks = {n: asyncio.create_task(self._supervise(n, f)) for n, f in lanes.items()}
+        self.training.start()  # training jobs: their own stream and thread (training_jobs.py)
         log.info("worker %s serving %s", self.id, ", ".join(self.models))
         try:
-            while not self._stop.is_set():
-                try:
-                    await self.run_once()
-                except (RedisError, OSError) as exc:
-                    log.warning("redis unavailable (%s); retrying", exc)
-                    await asyncio.sleep(1)
-                except Exception:
-                    log.exception("worker loop error; continuing")
-                    await asyncio.sleep(0.5)
+            await self._stop.wait()
+            await tasks["intake"]  # stops reading after its current read
+            while self._batches:
+                await asyncio.wait(set(self._batches))
             await self._heavy.join()  # drain: heavy jobs in hand finish before exit
+            await self._outbox.drain()
         finally:
-            heavy.cancel()
-            heartbeat.cancel()
+            await self.training.close()  # checkpoint + requeue before the heartbeat goes
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self.redis.delete(keys.worker_heartbeat(self.id))
             await self.redis.aclose()
@@ -348,7 +432,9 @@ class Worker:
 
 
 async def serve(settings: WorkerSettings) -> None:
-    """Run a worker in this process until SIGTERM or SIGINT."""
+    """Run a worker in this process until SIGTERM or SIGINT; exit 1 if a lane kept failing."""
+    import signal
+
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     worker = Worker(settings)
@@ -356,3 +442,5 @@ async def serve(settings: WorkerSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
     await worker.run()
+    if worker.failed:
+        raise SystemExit(1)

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 from PIL import Image as PILImage
 
-from latentedit.errors import InvalidArgument
+from latentedit.errors import InvalidArgument, clip
 from latentedit.v1 import latentedit_pb2 as pb
 
 Format = pb.ImageFormat
@@ -25,6 +25,8 @@ _DTYPES: dict[pb.DType, np.dtype] = {
     pb.DTYPE_FLOAT16: np.dtype("<f2"),
     pb.DTYPE_UINT8: np.dtype("u1"),
 }
+MAX_DIMS = 8  # tensors of more dimensions are refused
+MAX_TENSOR_BYTES = 1 << 40  # any shape spanning more is refused before numpy sees it
 _CODES = {v.kind + str(v.itemsize): k for k, v in _DTYPES.items()}
 
 _PIL_FORMATS: dict[Format, str] = {
@@ -33,6 +35,7 @@ _PIL_FORMATS: dict[Format, str] = {
     pb.IMAGE_FORMAT_JPEG: "JPEG",
     pb.IMAGE_FORMAT_WEBP: "WEBP",
 }
+PIL_INPUT_FORMATS = ("PNG", "JPEG", "WEBP")  # what Pillow may parse from a caller
 FORMAT_NAMES: dict[str, Format] = {
     "png": pb.IMAGE_FORMAT_PNG,
     "jpeg": pb.IMAGE_FORMAT_JPEG,
@@ -61,13 +64,24 @@ def from_tensor(msg: pb.Tensor, field: str = "tensor") -> np.ndarray:
     dtype = _DTYPES.get(msg.dtype)
     if dtype is None:
         raise InvalidArgument(f"{field}: unknown dtype {msg.dtype}")
+    if len(msg.shape) > MAX_DIMS:
+        raise InvalidArgument(f"{field}: {len(msg.shape)} dimensions; at most {MAX_DIMS}")
     shape = tuple(int(s) for s in msg.shape)
     if any(s < 0 for s in shape):
         raise InvalidArgument(f"{field}: negative dimension in shape {shape}")
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # Python ints: a product of int64 dimensions must not wrap around (np.prod would), and
+    # numpy refuses shapes whose non-zero dimensions overflow even when another one is 0.
+    count, span = 1, 1
+    for s in shape:
+        count *= s
+        span *= max(s, 1)
+    if span * dtype.itemsize > MAX_TENSOR_BYTES:
+        raise InvalidArgument(f"{field}: shape {clip(shape, 120)} is too large")
+    expected = count * dtype.itemsize
     if expected != len(msg.data):
         raise InvalidArgument(
-            f"{field}: shape {shape} of {dtype.name} needs {expected} bytes, got {len(msg.data)}"
+            f"{field}: shape {clip(shape, 120)} of {dtype.name} needs {clip(expected, 40)} "
+            f"bytes, got {len(msg.data)}"
         )
     return np.frombuffer(msg.data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
@@ -78,6 +92,8 @@ def encode_image(
     """uint8 RGB array (H, W, 3) -> Image message in the asked format."""
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
         raise InvalidArgument(f"image must be uint8 (H, W, 3), got {pixels.dtype} {pixels.shape}")
+    if pixels.size == 0:
+        raise InvalidArgument(f"image has no pixels: shape {pixels.shape}")
     h, w = pixels.shape[:2]
     if fmt == pb.IMAGE_FORMAT_RAW:
         return pb.Image(format=fmt, data=np.ascontiguousarray(pixels).tobytes(), width=w, height=h)
@@ -113,14 +129,14 @@ def probe_image(msg: pb.Image, max_pixels: int, field: str = "image") -> tuple[i
         with warnings.catch_warnings():
             # The cap below is ours; Pillow's own bomb warning must not turn it into "undecodable".
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
-            with PILImage.open(io.BytesIO(msg.data)) as img:
+            with PILImage.open(io.BytesIO(msg.data), formats=PIL_INPUT_FORMATS) as img:
                 w, h = img.size
-    except PILImage.DecompressionBombError as exc:
+    except PILImage.DecompressionBombError:
+        raise InvalidArgument(f"{field}: image exceeds the cap of {max_pixels} pixels") from None
+    except Exception:  # Pillow raises many types for garbage bytes; its text holds reprs
         raise InvalidArgument(
-            f"{field}: image exceeds the cap of {max_pixels} pixels ({exc})"
+            f"{field}: bytes are not a decodable image (PNG, JPEG or WebP)"
         ) from None
-    except Exception as exc:  # Pillow raises many types for garbage bytes
-        raise InvalidArgument(f"{field}: bytes are not a decodable image ({exc})") from None
     if w * h > max_pixels:
         raise InvalidArgument(f"{field}: {w}x{h} pixels exceeds the cap of {max_pixels}")
     return w, h
@@ -134,10 +150,10 @@ def decode_image(msg: pb.Image, max_pixels: int, field: str = "image") -> np.nda
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            with PILImage.open(io.BytesIO(msg.data)) as img:
+            with PILImage.open(io.BytesIO(msg.data), formats=PIL_INPUT_FORMATS) as img:
                 return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
-    except Exception as exc:
-        raise InvalidArgument(f"{field}: image failed to decode ({exc})") from None
+    except Exception:
+        raise InvalidArgument(f"{field}: image failed to decode (truncated or corrupt)") from None
 
 
 def to_pil(msg: pb.Image, max_pixels: int = 1 << 26) -> PILImage.Image:
@@ -148,6 +164,8 @@ def to_pil(msg: pb.Image, max_pixels: int = 1 << 26) -> PILImage.Image:
 def from_pil_or_array(image: object, fmt: Format = pb.IMAGE_FORMAT_PNG) -> pb.Image:
     """PIL image, uint8 (H, W, 3) array or encoded bytes -> Image message."""
     if isinstance(image, bytes | bytearray):
+        if not image:
+            raise InvalidArgument("image: empty bytes")
         return pb.Image(format=fmt, data=bytes(image))
     if isinstance(image, PILImage.Image):
         return encode_image(np.asarray(image.convert("RGB")), fmt)

@@ -5,7 +5,9 @@
     LatentEditError
     ├── InvalidArgument      INVALID_ARGUMENT   bad field, shape, value or image
     ├── NotFound             NOT_FOUND          unknown model or direction
-    ├── ResourceExhausted    RESOURCE_EXHAUSTED queue full, message too large
+    ├── ResourceExhausted    RESOURCE_EXHAUSTED queue full, budget or rate exceeded
+    ├── Unauthenticated      UNAUTHENTICATED    no API key, or an unknown one
+    ├── PermissionDenied     PERMISSION_DENIED  the key may not do this (model, owner)
     ├── DeadlineExceeded     DEADLINE_EXCEEDED  the caller's deadline passed
     ├── Unavailable          UNAVAILABLE        no gateway, Redis or worker reachable
     ├── Cancelled            CANCELLED          the caller cancelled
@@ -42,6 +44,14 @@ class ResourceExhausted(LatentEditError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class Unauthenticated(LatentEditError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(LatentEditError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class DeadlineExceeded(LatentEditError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
@@ -64,6 +74,8 @@ _BY_CODE: dict[grpc.StatusCode, type[LatentEditError]] = {
         InvalidArgument,
         NotFound,
         ResourceExhausted,
+        Unauthenticated,
+        PermissionDenied,
         DeadlineExceeded,
         Unavailable,
         Cancelled,
@@ -71,6 +83,18 @@ _BY_CODE: dict[grpc.StatusCode, type[LatentEditError]] = {
     )
 }
 _BY_VALUE: dict[int, grpc.StatusCode] = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def clip(text: object, limit: int = 200) -> str:
+    """``repr``-free, bounded echo of caller-supplied text: at most ``limit`` characters.
+
+    Status messages travel as HTTP/2 trailers (gRPC caps metadata at ~8-16 KB), so a caller's
+    16 KB name must never be echoed whole.
+    """
+    s = text if isinstance(text, str) else str(text)
+    if len(s) <= limit:
+        return s
+    return f"{s[: limit - 20]}... ({len(s)} chars)"
 
 
 def error_for(code: grpc.StatusCode | int, message: str) -> LatentEditError:

@@ -12,11 +12,28 @@ from dataclasses import dataclass
 import numpy as np
 
 from latentedit import keys
-from latentedit.codec import from_tensor, latents_from, probe_image
-from latentedit.errors import InvalidArgument, NotFound
+from latentedit.codec import FORMAT_NAMES, from_tensor, latents_from, probe_image
+from latentedit.errors import InvalidArgument, NotFound, ResourceExhausted, clip
+from latentedit.imagetrim import trimmed
 from latentedit.v1 import latentedit_pb2 as pb
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}\Z")
+MAX_SEED = 2**63 - 1
+MAX_TEXT = 256  # characters of free text (method names, params)
+MAX_PARAMS = 32
+_FORMATS = frozenset(FORMAT_NAMES.values()) | {pb.IMAGE_FORMAT_UNSPECIFIED}
+
+
+def q(value: object) -> str:
+    """Caller-supplied text for a message: quoted, at most ~200 characters."""
+    return repr(clip(value))
+
+
+Dim = int | tuple[int, ...]  # latent dim d, or the shape of one code ((num_ws, w_dim) in w+)
+
+
+def _shape(dim: Dim) -> tuple[int, ...]:
+    return (dim,) if isinstance(dim, int) else tuple(dim)
 
 
 @dataclass(frozen=True)
@@ -31,11 +48,13 @@ class Limits:
     max_top_k: int = 512
     max_samples: int = 100_000  # discovery / analysis samples
     max_directions: int = 64  # per Analyze
+    max_request_bytes: int = 16 * 1024 * 1024  # encoded image bytes per request, all images
+    max_request_pixels: int = 32 * 1024 * 1024  # decoded pixels per request, all images
 
 
 def name(value: str, field: str = "name") -> str:
     if not NAME_RE.match(value):
-        raise InvalidArgument(f"{field} {value!r} must be 1-128 of letters, digits, '_', '.', '-'")
+        raise InvalidArgument(f"{field} {q(value)} must be 1-128 of letters, digits, '_', '.', '-'")
     return value
 
 
@@ -45,7 +64,7 @@ def direction_names(refs: list[str], model: str, field: str = "direction") -> li
     for ref in refs:
         owner, nm = keys.split_direction_id(ref, model)
         if owner != model:
-            raise InvalidArgument(f"{field} {ref!r} belongs to model {owner!r}, not {model!r}")
+            raise InvalidArgument(f"{field} {q(ref)} belongs to model {q(owner)}, not {q(model)}")
         names.append(name(nm, field))
     return names
 
@@ -72,26 +91,98 @@ def finite(value: float, field: str) -> float:
 
 
 def seeds(values: list[int], limits: Limits) -> list[int]:
+    """Generate's seeds: any int64 (a negative seed is taken modulo 2**64)."""
     if not 1 <= len(values) <= limits.max_latents:
         raise InvalidArgument(f"seeds: {len(values)} given; allowed 1..{limits.max_latents}")
     return list(values)
 
 
-def generate(req: pb.GenerateRequest, dim: int, limits: Limits) -> np.ndarray | list[int]:
-    """Seeds (list) or latents (N, d)."""
+def seed(value: int, field: str = "seed") -> int:
+    """A single seed of Invert / DiscoverDirections / Analyze: 0 .. 2**63 - 1."""
+    if not 0 <= value <= MAX_SEED:
+        raise InvalidArgument(f"{field}: {value}; allowed 0..{MAX_SEED}")
+    return value
+
+
+def image_format(value: int, field: str = "image_format") -> int:
+    if value not in _FORMATS:
+        raise InvalidArgument(f"{field}: unknown format {value}; see ImageFormat")
+    return value
+
+
+def text(value: str, field: str, limit: int = MAX_TEXT) -> str:
+    if len(value) > limit:
+        raise InvalidArgument(f"{field}: {len(value)} characters; at most {limit}")
+    return value
+
+
+def text_map(values: dict[str, str], field: str) -> dict[str, str]:
+    if len(values) > MAX_PARAMS:
+        raise InvalidArgument(f"{field}: {len(values)} entries; at most {MAX_PARAMS}")
+    for k, v in values.items():
+        text(k, f"{field} key")
+        text(v, f"{field}.{clip(k, 40)}")
+    return values
+
+
+def images(items: list[pb.Image], limits: Limits, field: str = "images") -> int:
+    """Budgets and headers of a request's images; strips bytes after each image's end.
+
+    Raises ResourceExhausted when the encoded bytes or the decoded pixels of all images
+    together exceed the request budget, InvalidArgument for a bad image. -> total pixels.
+    """
+    total = sum(len(i.data) for i in items)
+    if total > limits.max_request_bytes:
+        raise ResourceExhausted(
+            f"{field}: {total} encoded bytes; at most {limits.max_request_bytes} per request "
+            "(max_request_bytes)"
+        )
+    pixels = 0
+    for i, image in enumerate(items):
+        name = f"{field}[{i}]"
+        image_format(image.format, f"{name}.format")
+        if image.format != pb.IMAGE_FORMAT_RAW and image.data:
+            data = trimmed(image.data, name)
+            if len(data) != len(image.data):
+                image.data = data  # trailing bytes never reach the queue
+        w, h = probe_image(image, limits.max_pixels, name)
+        pixels += w * h
+        if pixels > limits.max_request_pixels:
+            raise ResourceExhausted(
+                f"{field}: more than {limits.max_request_pixels} decoded pixels in one request "
+                "(max_request_pixels)"
+            )
+    return pixels
+
+
+def generate(
+    req: pb.GenerateRequest,
+    dim: Dim,
+    limits: Limits,
+    feature_shape: tuple[int, ...] | None = None,
+) -> np.ndarray | list[int]:
+    """Seeds (list) or latents (N, *dim) (``dim`` a shape, see ``space_request``)."""
+    image_format(req.image_format)
     source = req.WhichOneof("source")
     if source == "seeds":
+        if req.HasField("extras"):
+            raise InvalidArgument("extras go with latents, not with seeds")
         return seeds(list(req.seeds.seeds), limits)
     if source == "latents":
-        return latents_from(req.latents, dim, limits.max_latents)
+        z = codes(req.latents, _shape(dim), limits.max_latents)
+        extras(req.extras, len(z), feature_shape)
+        return z
     raise InvalidArgument("generate needs seeds or latents")
 
 
 def edit(
-    req: pb.EditRequest, dim: int, limits: Limits
+    req: pb.EditRequest, dim: Dim, limits: Limits, feature_shape: tuple[int, ...] | None = None
 ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
     """-> latents (N, d), direction names, strengths (M,), multipliers (K,)."""
-    z = latents_from(req.latents, dim, limits.max_latents)
+    image_format(req.image_format)
+    z = codes(req.latents, _shape(dim), limits.max_latents)
+    if len(req.edits) > limits.max_directions:
+        raise InvalidArgument(f"edits: {len(req.edits)}; at most {limits.max_directions}")
     if not req.edits:
         raise InvalidArgument("edits: at least one direction is needed")
     names = direction_names([e.direction for e in req.edits], req.model, "edits.direction")
@@ -101,18 +192,33 @@ def edit(
     for e in req.edits:
         if e.mode not in (pb.EDIT_MODE_RELATIVE, pb.EDIT_MODE_ABSOLUTE):
             raise InvalidArgument(f"edits.mode: unknown mode {e.mode}")
-    extras(req.extras, len(z))
+    extras(req.extras, len(z), feature_shape)
     return z, names, strengths, sweep(req.sweep, len(z), limits)
 
 
-def extras(msg: pb.CodeExtras, rows: int) -> tuple[np.ndarray | None, list[str]]:
-    """Residual (rows, ...) or None, and per-row tuning ids (empty strings for none)."""
+def extras(
+    msg: pb.CodeExtras, rows: int, feature_shape: tuple[int, ...] | None = None
+) -> tuple[np.ndarray | None, list[str]]:
+    """Residual (rows, *feature_shape) or None, and per-row tuning ids ("" for none).
+
+    ``feature_shape`` is the model's first feature map (C, h, w) from ModelInfo; empty: the
+    model takes no residual; None: only the rows are checked.
+    """
     residual = None
     if msg.HasField("residual"):
+        if feature_shape is not None and not feature_shape:
+            raise InvalidArgument("extras.residual: this model takes no residual")
         residual = from_tensor(msg.residual, "extras.residual")
-        if residual.ndim < 2 or residual.shape[0] != rows or residual.dtype.kind != "f":
+        want = (rows, *feature_shape) if feature_shape else None
+        if (
+            residual.ndim < 2
+            or residual.shape[0] != rows
+            or residual.dtype.kind != "f"
+            or (want is not None and residual.shape != want)
+        ):
+            expected = f" of shape {want}" if want is not None else ""
             raise InvalidArgument(
-                f"extras.residual: expected a float tensor with {rows} rows, "
+                f"extras.residual: expected a float tensor with {rows} rows{expected}, "
                 f"got {residual.dtype.name} {tuple(residual.shape)}"
             )
         if not np.isfinite(residual).all():
@@ -122,15 +228,22 @@ def extras(msg: pb.CodeExtras, rows: int) -> tuple[np.ndarray | None, list[str]]
         raise InvalidArgument(f"extras.tuning_ids: {len(ids)} ids for {rows} latents")
     for i in ids:
         if i and not NAME_RE.match(i):
-            raise InvalidArgument(f"extras.tuning_ids: malformed id {i!r}")
+            raise InvalidArgument(f"extras.tuning_ids: malformed id {q(i)}")
     return residual, ids or [""] * rows
 
 
 def conditional_edit(
-    req: pb.ConditionalEditRequest, dim: int, limits: Limits
+    req: pb.ConditionalEditRequest,
+    dim: Dim,
+    limits: Limits,
+    feature_shape: tuple[int, ...] | None = None,
 ) -> tuple[np.ndarray, list[str], float, np.ndarray]:
     """-> latents (N, d), [primary, *conditions] names, strength, multipliers (K,)."""
-    z = latents_from(req.latents, dim, limits.max_latents)
+    image_format(req.image_format)
+    z = codes(req.latents, _shape(dim), limits.max_latents)
+    dim = _shape(dim)[-1]  # directions are (d,) also for w+ codes
+    if len(req.conditions) > limits.max_directions:
+        raise InvalidArgument(f"conditions: {len(req.conditions)}; at most {limits.max_directions}")
     if not req.direction:
         raise InvalidArgument("direction: the primary direction is required")
     names = direction_names([req.direction, *req.conditions], req.model)
@@ -139,7 +252,7 @@ def conditional_edit(
     if len(names) - 1 >= dim:
         raise InvalidArgument(f"{len(names) - 1} conditions leave no freedom in {dim} dimensions")
     strength = finite(req.strength, "strength") or 1.0
-    extras(req.extras, len(z))
+    extras(req.extras, len(z), feature_shape)
     return z, names, strength, sweep(req.sweep, len(z), limits)
 
 
@@ -147,7 +260,9 @@ def invert(req: pb.InvertRequest, methods: list[str], limits: Limits) -> str:
     """Checks counts, budgets and every image header; -> method name."""
     method = req.method or "optimize"
     if method not in methods:
-        raise InvalidArgument(f"method {method!r} is not available; choose from {methods}")
+        raise InvalidArgument(f"method {q(method)} is not available; choose from {methods}")
+    image_format(req.image_format)
+    seed(req.seed)
     if not 1 <= len(req.images) <= limits.max_invert_images:
         raise InvalidArgument(
             f"images: {len(req.images)} given; allowed 1..{limits.max_invert_images}"
@@ -164,8 +279,9 @@ def invert(req: pb.InvertRequest, methods: list[str], limits: Limits) -> str:
         raise InvalidArgument("prior_weight must be finite and >= 0")
     if not 0 <= req.target_psnr <= 100 or not np.isfinite(req.target_psnr):
         raise InvalidArgument("target_psnr must be in 0..100 dB (0: default)")
-    for i, image in enumerate(req.images):
-        probe_image(image, limits.max_pixels, f"images[{i}]")
+    images(list(req.images), limits)
+    if req.max_edit_error < 0 or not np.isfinite(req.max_edit_error):
+        raise InvalidArgument("max_edit_error must be finite and >= 0 (0: default)")
     return method
 
 
@@ -179,7 +295,9 @@ def discover(
     """-> method, top_k, name prefix. InterFaceGAN needs latents + scores, or a scorer."""
     method = req.method or "sefa"
     if method not in methods:
-        raise InvalidArgument(f"method {method!r} is not available; choose from {methods}")
+        raise InvalidArgument(f"method {q(method)} is not available; choose from {methods}")
+    seed(req.seed)
+    text_map(dict(req.params), "params")
     top_k = req.top_k or min(5, dim)
     if method != "interfacegan" and not 1 <= top_k <= min(dim, limits.max_top_k):
         raise InvalidArgument(f"top_k: {top_k}; allowed 1..{min(dim, limits.max_top_k)}")
@@ -210,7 +328,7 @@ def discover(
 
 
 _PARAMS = {"ratio": (1e-4, 0.5), "split": (0.05, 0.95)}
-_TEXT_PARAMS = {"layer", "space"}
+_TEXT_PARAMS = {"layer", "space", "layers"}
 
 
 def param(key: str, value: str) -> str | float:
@@ -219,12 +337,12 @@ def param(key: str, value: str) -> str | float:
         return value
     if key not in _PARAMS:
         raise InvalidArgument(
-            f"params: unknown key {key!r}; known: {sorted([*_PARAMS, *_TEXT_PARAMS])}"
+            f"params: unknown key {q(key)}; known: {sorted([*_PARAMS, *_TEXT_PARAMS])}"
         )
     try:
         number = float(value)
     except ValueError:
-        raise InvalidArgument(f"params.{key}: {value!r} is not a number") from None
+        raise InvalidArgument(f"params.{key}: {q(value)} is not a number") from None
     low, high = _PARAMS[key]
     if not low <= number <= high:
         raise InvalidArgument(f"params.{key}: {number} outside [{low}, {high}]")
@@ -237,26 +355,26 @@ def scorer_names(asked: list[str], available: list[str]) -> list[str]:
         if not available:
             raise InvalidArgument("this model has no scorers")
         return list(available)
-    unknown = [a for a in asked if a not in available]
+    unknown = [clip(a, 60) for a in asked if a not in available]
     if unknown:
-        raise NotFound(f"unknown scorer(s) {unknown}; this model has {available}")
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        raise NotFound(f"unknown scorer(s) {unknown[:3]}{more}; this model has {available}")
     if len(set(asked)) != len(asked):
         raise InvalidArgument("scorers: each scorer may appear once")
     return list(asked)
 
 
-def score(req: pb.ScoreRequest, dim: int, available: list[str], limits: Limits) -> list[str]:
+def score(req: pb.ScoreRequest, dim: Dim, available: list[str], limits: Limits) -> list[str]:
     """Checks the source (latents or image headers); -> scorer names."""
     source = req.WhichOneof("source")
     if source == "latents":
-        latents_from(req.latents, dim, limits.max_latents)
+        codes(req.latents, _shape(dim), limits.max_latents)
     elif source == "images":
         if not 1 <= len(req.images.images) <= limits.max_latents:
             raise InvalidArgument(
                 f"images: {len(req.images.images)}; allowed 1..{limits.max_latents}"
             )
-        for i, image in enumerate(req.images.images):
-            probe_image(image, limits.max_pixels, f"images[{i}]")
+        images(list(req.images.images), limits)
     else:
         raise InvalidArgument("score needs latents or images")
     return scorer_names(list(req.scorers), available)
@@ -273,6 +391,7 @@ def analyze(
     names = direction_names(list(req.directions), req.model, "directions")
     if len(set(names)) != len(names):
         raise InvalidArgument("directions: each direction may appear once")
+    seed(req.seed)
     scorers = scorer_names(list(req.scorers), available)
     samples = req.samples or 64
     if not 2 <= samples <= min(limits.max_samples, 4096):
@@ -287,7 +406,7 @@ def direction_id(value: str, field: str = "id") -> tuple[str, str]:
     """``"model/name"`` -> (model, name)."""
     model, sep, nm = value.partition("/")
     if not sep or not model:
-        raise InvalidArgument(f"{field} {value!r} must be '<model>/<name>'")
+        raise InvalidArgument(f"{field} {q(value)} must be '<model>/<name>'")
     return model, name(nm, field)
 
 
@@ -296,4 +415,196 @@ def put_direction(req: pb.PutDirectionRequest, dim: int) -> tuple[str, np.ndarra
     vector = latents_from(req.vector, dim, 1, "vector")[0]
     if not np.any(vector):
         raise InvalidArgument("vector must be non-zero")
+    text(req.method, "method")
+    text_map(dict(req.params), "params")
     return name(req.name), vector
+
+
+# ---- latent spaces (branch `spaces`) --------------------------------------------------------
+
+SPACES = ("z", "w", "w+")
+_LAYER_RE = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*\Z")
+
+
+@dataclass(frozen=True)
+class ModelSpaces:
+    """The latent spaces of one model: z (N, z_dim); w (N, w_dim); w+ (N, num_ws, w_dim)."""
+
+    spaces: tuple[str, ...] = ("z",)
+    default: str = "z"
+    z_dim: int = 0
+    w_dim: int = 0  # 0: no w
+    num_ws: int = 0  # 0: no w+
+
+    def shape(self, space: str) -> tuple[int, ...]:
+        """Shape of one code of ``space`` (after :func:`space`)."""
+        if space == "z":
+            return (self.z_dim,)
+        if space == "w":
+            return (self.w_dim,)
+        return (self.num_ws, self.w_dim)
+
+    def direction_dim(self, space: str) -> int:
+        return self.z_dim if space == "z" else self.w_dim
+
+
+def model_spaces(info: pb.ModelInfo) -> ModelSpaces:
+    """ModelSpaces from a ModelInfo (models published before spaces have only z)."""
+    # getattr: the fields come from the model-contract branch (`stylegan`).
+    spaces = tuple(getattr(info, "spaces", ())) or ("z",)
+    return ModelSpaces(
+        spaces=spaces,
+        default=getattr(info, "default_space", "") or spaces[0],
+        z_dim=info.latent_dim,
+        w_dim=int(getattr(info, "w_dim", 0)),
+        num_ws=int(getattr(info, "num_ws", 0)),
+    )
+
+
+def space(asked: str, sp: ModelSpaces, field: str = "space") -> str:
+    """The request's space ("" = the model's default); INVALID_ARGUMENT lists the model's."""
+    value = asked or sp.default
+    if value not in sp.spaces:
+        known = f"; spaces are {list(SPACES)}" if value not in SPACES else ""
+        raise InvalidArgument(
+            f"{field} {value!r} is not a space of this model: it has {list(sp.spaces)}{known}"
+        )
+    return value
+
+
+def direction_space(space_name: str) -> str:
+    """The space a direction of a ``space_name`` request lives in: z, or w for w and w+."""
+    return "z" if space_name == "z" else "w"
+
+
+def check_direction_space(direction_id: str, stored: str, space_name: str) -> None:
+    """A direction is used in the space it was found in (a w direction also edits w+)."""
+    have = stored or "z"
+    if have != direction_space(space_name):
+        raise InvalidArgument(
+            f"direction {direction_id} lives in space {have!r}; "
+            f"it cannot edit {space_name!r} codes (ask with space={have!r}"
+            + (" or 'w+'" if have == "w" else "")
+            + ")"
+        )
+
+
+def codes(
+    msg: pb.Tensor, shape: tuple[int, ...], max_rows: int, field: str = "latents"
+) -> np.ndarray:
+    """Tensor -> float32 codes (N, *shape): (N, d), or (N, num_ws, w_dim) in w+."""
+    if len(shape) == 1:
+        return latents_from(msg, shape[0], max_rows, field)
+    arr = from_tensor(msg, field)
+    sent = tuple(arr.shape)
+    if arr.ndim == 2 and arr.shape[1] == int(np.prod(shape)):
+        arr = arr.reshape(-1, *shape)  # flattened w+ (N, num_ws * w_dim) is accepted too
+    elif arr.ndim == len(shape):
+        arr = arr[None]
+    if arr.shape[1:] != shape:
+        raise InvalidArgument(
+            f"{field}: expected shape (N, {', '.join(map(str, shape))}) in w+, got {sent}"
+        )
+    flat = latents_from(
+        pb.Tensor(dtype=msg.dtype, shape=[arr.shape[0], int(np.prod(shape))], data=msg.data),
+        int(np.prod(shape)),
+        max_rows,
+        field,
+    )
+    return flat.reshape(-1, *shape)
+
+
+def layer_mask(spec: str, num_ws: int, field: str = "layers") -> np.ndarray:
+    """``"all"`` / ``""`` / ``"0-1"`` / ``"0,3,6-8"`` -> bool mask (num_ws,) of style layers."""
+    text = spec.replace(" ", "")
+    mask = np.zeros(num_ws, bool)
+    if text in ("", "all"):
+        mask[:] = True
+        return mask
+    if not _LAYER_RE.match(text):
+        raise InvalidArgument(f"{field}: {spec!r}; use 'all', a range '0-1' or a list '0,3,6-8'")
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        a, b = int(low), int(high or low)
+        if not 0 <= a <= b < num_ws:
+            raise InvalidArgument(
+                f"{field}: {part!r} is outside the style layers 0-{num_ws - 1} (or reversed)"
+            )
+        mask[a : b + 1] = True
+    return mask
+
+
+def space_request(req: object, sp: ModelSpaces) -> tuple[str, tuple[int, ...]]:
+    """Resolve ``req.space`` and check the space-only fields of any request.
+
+    Layer ranges need w+; truncation needs w / w+ seeds; residual / tuning extras need z.
+    Returns (space, shape of one code).
+    """
+    value = space(getattr(req, "space", ""), sp)
+    layer_fields = []
+    if hasattr(req, "layers"):
+        layer_fields.append(("layers", req.layers))
+    for i, term in enumerate(getattr(req, "edits", [])):
+        layer_fields.append((f"edits[{i}].layers", term.layers))
+    for field_name, spec in layer_fields:
+        if spec and value != "w+":
+            raise InvalidArgument(
+                f"{field_name}: layer ranges need space 'w+' (a {value} code drives all layers)"
+            )
+        if spec:
+            layer_mask(spec, sp.num_ws, field_name)
+    if isinstance(req, pb.GenerateRequest) and req.HasField("truncation_psi"):
+        if value == "z" or req.WhichOneof("source") != "seeds":
+            raise InvalidArgument(
+                "truncation_psi applies when seeds are mapped to 'w' or 'w+' codes"
+            )
+        finite(req.truncation_psi, "truncation_psi")
+    extras_msg = getattr(req, "extras", None)
+    if value != "z" and extras_msg is not None and extras_msg.ByteSize():
+        raise InvalidArgument(f"extras (residual / tuning ids) apply to z codes, not {value!r}")
+    if isinstance(req, pb.DiscoverDirectionsRequest) and "layers" in req.params:
+        if value == "z":
+            raise InvalidArgument("params.layers: layer ranges need space 'w' or 'w+'")
+        layer_mask(req.params["layers"], sp.num_ws, "params.layers")
+    return value, sp.shape(value)
+
+
+def direction_space_filter(value: str) -> str:
+    """ListDirections' space filter: "" (all), "z" or "w"."""
+    if value not in ("", "z", "w"):
+        raise InvalidArgument(f"space {value!r}: directions live in 'z' or 'w' ('' for all)")
+    return value
+
+
+# ---- learned (issue 12): Evaluate ------------------------------------------------------------
+
+MAX_EVALUATE_DIRECTIONS = 16  # the commutativity table has D (D - 1) / 2 pairs
+MAX_EVALUATE_SAMPLES = 2048
+MAX_FIGURE_SAMPLES = 8
+
+
+def evaluate(
+    req: pb.EvaluateRequest, available: list[str], limits: Limits
+) -> tuple[list[str], list[str], int, float, int]:
+    """-> direction names, scorer names, samples, strength, figure samples."""
+    if not 2 <= len(req.directions) <= MAX_EVALUATE_DIRECTIONS:
+        raise InvalidArgument(
+            f"directions: {len(req.directions)}; Evaluate needs 2..{MAX_EVALUATE_DIRECTIONS} "
+            "(commutativity compares pairs)"
+        )
+    names = direction_names(list(req.directions), req.model, "directions")
+    if len(set(names)) != len(names):
+        raise InvalidArgument("directions: each direction may appear once")
+    scorers = scorer_names(list(req.scorers), available)
+    samples = req.samples or 128
+    cap = min(limits.max_samples, MAX_EVALUATE_SAMPLES)
+    if not 2 <= samples <= cap:
+        raise InvalidArgument(f"samples: {samples}; allowed 2..{cap}")
+    strength = finite(req.strength, "strength") or 2.0
+    if not 0 < strength <= 100:
+        raise InvalidArgument(f"strength: {strength}; allowed (0, 100]")
+    if not 0 <= req.figure_samples <= MAX_FIGURE_SAMPLES:
+        raise InvalidArgument(
+            f"figure_samples: {req.figure_samples}; allowed 0..{MAX_FIGURE_SAMPLES}"
+        )
+    return names, scorers, samples, strength, req.figure_samples

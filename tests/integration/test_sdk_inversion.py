@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from latentedit.client import Client, InvertProgress, NotFound, Unavailable
+from latentedit.client import Client, InvertProgress, NotFound
 from latentedit.client.types import CodeExtras, Inverted
 from latentedit.deploy.stack import Stack
 
@@ -26,10 +26,15 @@ def faces(client: Client) -> list[Image.Image]:
     return client.generate(MODEL, seeds=[90_001, 90_002]).images
 
 
-def test_encoder_methods_need_a_trained_encoder(client: Client, faces: list[Image.Image]) -> None:
-    with pytest.raises(Unavailable, match="train-encoder dcgan-faces"):
-        client.invert(MODEL, faces[:1], method="hybrid")
-    assert client.generate(MODEL, seeds=[1]).images  # and the service goes on
+def test_encoder_methods_work_on_a_fresh_home_with_the_shipped_encoder(
+    client: Client, faces: list[Image.Image]
+) -> None:
+    """No `train-encoder` run (the model home is empty): the shipped encoder serves."""
+    res = client.invert(MODEL, faces, method="encoder")
+    assert res.methods == ["encoder", "encoder"]
+    mean_face = arrays(client.generate(MODEL, latents=np.zeros((1, 100), np.float32)).images)
+    mse = (((arrays(faces) - mean_face) / 255.0) ** 2).mean(axis=(1, 2, 3))
+    assert np.all(res.psnr > -10 * np.log10(mse) + 2), (res.psnr, mse)  # beats the mean face
 
 
 @pytest.mark.parametrize("method", ["extended", "tune"])
@@ -98,7 +103,11 @@ def test_real_photos_any_size_with_auto(client: Client) -> None:
     photos = [Image.open(p).convert("RGB") for p in FACES[:2]]
     wide = Image.new("RGB", (200, 128))
     wide.paste(photos[0], (36, 0))  # a non-square input: the centre crop is reported
-    inv = client.invert(MODEL, [wide, photos[1]], method="auto", steps=200, target_psnr=26)
+    # a loose edit-error bound: this test is about sizes and crops (the bound: next test file)
+    inv = client.invert(
+        MODEL, [wide, photos[1]], method="auto", steps=200, target_psnr=26, max_edit_error=1.0
+    )
+    assert inv.edit_error.shape == (2,) and np.all(inv.edit_error <= 1.0)
     assert inv.crops[0] == (36, 0, 128)
     assert inv.crops[1] == (0, 0, 128)
     assert np.all(inv.psnr >= 24), (inv.psnr, inv.methods)
@@ -113,9 +122,71 @@ def test_hybrid_with_a_trained_encoder(
     from latentedit.workers.models.runtime import load_model
 
     model = load_model(get_spec(MODEL))
+    shipped = client.invert(MODEL, faces, method="encoder")
     encoder, _ = train_encoder(model.forward, 100, 64, steps=40, batch_size=8, seed=0)
-    save_encoder(encoder, encoder_path(MODEL, model.version))  # workers pick it up
-    alone = client.invert(MODEL, faces, method="encoder")
-    hybrid = client.invert(MODEL, faces, method="hybrid", steps=60)
+    path = encoder_path(MODEL, model.version)
+    save_encoder(encoder, path)  # workers pick it up, in place of the shipped one
+    try:
+        alone = client.invert(MODEL, faces, method="encoder")
+        hybrid = client.invert(MODEL, faces, method="hybrid", steps=60)
+    finally:
+        path.unlink()  # later tests see the shipped encoder again
     assert alone.methods == ["encoder", "encoder"]
+    assert not np.allclose(alone.latents, shipped.latents)  # the trained file was used
     assert np.mean(hybrid.psnr) > np.mean(alone.psnr) + 3
+
+
+def test_a_short_inversion_does_not_wait_for_a_long_one(
+    stack: Stack, client: Client, faces: list[Image.Image]
+) -> None:
+    """Continuous batching: a 50-step call joins the running session at a step boundary."""
+    import threading
+
+    kw = {"method": "optimize", "restarts": 1, "timeout": 300}
+    client.invert(MODEL, faces[:1], steps=50, **kw)  # warm-up
+    start = time.monotonic()
+    client.invert(MODEL, faces[:1], steps=50, **kw)
+    alone = time.monotonic() - start
+    started, stop = threading.Event(), threading.Event()
+
+    def long_call() -> None:
+        with Client(stack.target) as other:
+            stream = other.invert_stream(MODEL, faces[1:], method="optimize", steps=3000)
+            for _ in stream:
+                started.set()
+                if stop.is_set():
+                    stream.close()
+                    return
+
+    thread = threading.Thread(target=long_call, daemon=True)
+    thread.start()
+    try:
+        assert started.wait(120)
+        start = time.monotonic()
+        client.invert(MODEL, faces[:1], steps=50, **kw)
+        beside = time.monotonic() - start
+    finally:
+        stop.set()
+        thread.join(120)
+    # Waiting for the long call would take ~60x as long; interleaving costs about 2x.
+    assert beside < 8 * alone + 2.0, (alone, beside)
+
+
+def test_edit_error_is_measured_when_asked(client: Client, faces: list[Image.Image]) -> None:
+    plain = client.invert(MODEL, faces, method="extended", steps=20)
+    assert plain.edit_error.shape == (0,)
+    ext = client.invert(MODEL, faces, method="extended", steps=20, report_edit_error=True)
+    assert ext.edit_error.shape == (2,) and np.all(np.isfinite(ext.edit_error))
+    assert np.all(ext.edit_error > 0)  # the residual changes how edits look, a little
+    opt = client.invert(
+        MODEL, faces, method="optimize", steps=10, restarts=1, report_edit_error=True
+    )
+    np.testing.assert_array_equal(opt.edit_error, [0.0, 0.0])  # latent only: edits as G's
+
+
+def test_models_advertise_only_the_methods_they_support(client: Client) -> None:
+    by_name = {m.name: m for m in client.models()}
+    assert "extended" in by_name[MODEL].invert_methods
+    if "shapes" in by_name:
+        methods = by_name["shapes"].invert_methods
+        assert "extended" not in methods and {"optimize", "tune", "auto"} <= set(methods)

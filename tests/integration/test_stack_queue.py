@@ -50,7 +50,9 @@ def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
 
 
 def test_queue_full_then_deadline_then_recovery(make_stack: Callable[..., Stack]) -> None:
-    stack = make_stack(workers=1, max_queue=2)
+    # max_batch=1: one heavy job in hand at a time, so B waits in the stream behind A
+    # (otherwise an inversion joins the running inversion session at once).
+    stack = make_stack(workers=1, max_queue=2, max_batch=1)
     r = redis.Redis.from_url(stack.redis_url)
     with Client(stack.target, timeout=120) as c, Client(stack.target, timeout=300) as long_c:
         face = c.generate(MODEL, seeds=[31]).images

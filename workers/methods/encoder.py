@@ -1,15 +1,24 @@
 """A per-model encoder: image -> latent code in one forward pass (LIA / pSp style, small).
 
 The encoder is trained on pairs the generator makes itself (z ~ N(0, I),
-x = G(z)), with loss ``latent_weight * |E(x) - z|^2 + pixel_weight * |G(E(x)) - x|^2``
-(+ an optional feature loss on the encoder's own features). It has no batch
-statistics (GroupNorm), so an image's code never depends on its batch mates.
-Saved as a plain dict (state dict + config) loadable with ``weights_only=True``,
-under ``$LATENTEDIT_HOME/models/<model>/<version>/encoder.pt``.
+x = G(z)), with loss ``latent_weight * |E(x) - z|^2 + pixel_weight * |G(E(x)) - x|^2
++ shell_weight * (|E(x)| - |z|)^2 / d`` (+ an optional feature loss on the encoder's own
+features). The latent and shell terms keep predictions where the generator's codes live
+(e4e's point: on-distribution codes edit like generated ones; a regressor left alone
+shrinks its codes towards the origin, where the faces are average and edits weaker). It has
+no batch statistics (GroupNorm), so an image's code never depends on its batch mates.
+
+Files are safetensors (fp16 weights, config + training meta as JSON metadata; no pickle).
+A trained one lives under ``$LATENTEDIT_HOME/models/<model>/<version>/encoder.safetensors``
+and overrides the one shipped in this package (``weights/<model>.encoder.safetensors``,
+SHA-256 pinned in the model registry): :func:`effective_encoder_path` picks.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import logging
 import math
 import os
@@ -20,7 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
+
+from latentedit.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +41,8 @@ Forward = Callable[[Tensor], Tensor]  # z (N, d) -> images (N, 3, H, W) in [-1, 
 # (step, loss, per-image PSNR in dB) -> False to stop
 Progress = Callable[[int, float, np.ndarray], bool]
 
-ENCODER_FILE = "encoder.pt"
+ENCODER_FILE = "encoder.safetensors"
+SHIPPED_DIR = Path(__file__).resolve().parent / "weights"  # package data
 
 
 def models_home() -> Path:
@@ -42,6 +56,51 @@ def encoder_path(model_name: str, model_version: str) -> Path:
         if not part or "/" in part or "\\" in part or part in {".", ".."}:
             raise ValueError(f"bad path component {part!r}")
     return models_home() / "models" / model_name / model_version / ENCODER_FILE
+
+
+def shipped_encoder_path(model_name: str) -> Path:
+    """Where this package ships a model's encoder (the file may not exist)."""
+    return SHIPPED_DIR / f"{model_name}.encoder.safetensors"
+
+
+@functools.lru_cache(maxsize=16)
+def _shipped_digest(path: Path, mtime_ns: int) -> str:
+    """SHA-256 of a file, hashed once per (path, modification time)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def effective_encoder_path(model_name: str, model_version: str) -> Path | None:
+    """The encoder file a model version uses, or None if it has none.
+
+    A trained file (:func:`encoder_path`, written by ``latentedit train-encoder``) wins;
+    else the shipped one, if the registry pins its SHA-256 and it was trained against this
+    generator version (a shipped file with the wrong digest raises Unavailable, as corrupt
+    generator weights do).
+    """
+    trained = encoder_path(model_name, model_version)
+    if trained.is_file():
+        return trained
+    from latentedit.workers.models.registry import MODELS
+
+    spec = MODELS.get(model_name)
+    shipped = shipped_encoder_path(model_name)
+    if spec is None or not spec.encoder_sha256 or not shipped.is_file():
+        return None
+    digest = _shipped_digest(shipped, shipped.stat().st_mtime_ns)
+    if digest != spec.encoder_sha256:
+        raise Unavailable(
+            f"{shipped}: SHA-256 {digest} does not match the registry's {spec.encoder_sha256}; "
+            f"reinstall latentedit or train one with `latentedit train-encoder {model_name}`"
+        )
+    trained_for = str(encoder_meta(shipped).get("model_version", ""))  # header only
+    if trained_for != model_version:
+        log.warning(
+            "shipped encoder %s was trained for %s version %s, not %s: not used",
+            shipped, model_name, trained_for, model_version,
+        )  # fmt: skip
+        return None
+    return shipped
 
 
 @dataclass(frozen=True)
@@ -141,11 +200,13 @@ def train_encoder(
     late_latent_weight: float = 1.0,
     pixel_weight: float = 10.0,
     feature_weight: float = 0.0,
+    shell_weight: float = 3.0,
     pixel_start: float = 0.2,
     width: int = 32,
     val_size: int = 64,
     progress_every: int = 25,
     reuse: int = 2,
+    pixel_batch: int | None = None,
     pool_size: int = 2048,
     encoder: Encoder | None = None,
 ) -> tuple[Encoder, TrainReport]:
@@ -163,6 +224,13 @@ def train_encoder(
             (the early, cheap phase regresses z only, with ``latent_weight``; after it the
             latent term weighs ``late_latent_weight``).
         feature_weight: weight of the distance of the encoder's features of G(E(x)) and x.
+        shell_weight: weight of (|E(x)| - |z|)^2 / d, which keeps predicted codes on the
+            prior's shell (|z| ~ sqrt(d)) instead of shrunk towards the origin (editability);
+            on with the pixel term (from the start it traps an untrained encoder in a
+            constant code of the right norm).
+        pixel_batch: the pixel and feature terms see only this many images of each batch
+            (None: all); G's forward + backward costs ~5x the encoder's, the latent term
+            sees the whole batch.
         reuse: each step draws ``batch_size // reuse`` fresh pairs and the rest from a pool
             of ``pool_size`` earlier ones (saves generator passes; 1 = all fresh).
         encoder: continue training this one instead of a fresh one.
@@ -218,12 +286,16 @@ def train_encoder(
         z_hat, feats = enc.features(x.contiguous(memory_format=torch.channels_last))
         late = frac >= pixel_start and (pixel_weight > 0 or feature_weight > 0)
         loss = (late_latent_weight if late else latent_weight) * (z_hat - z).square().mean()
+        if late and shell_weight > 0:
+            shell = (z_hat.norm(dim=1) - z.norm(dim=1)).square().mean() / latent_dim
+            loss = loss + shell_weight * shell
         if late:
-            x_hat = generator_forward(z_hat)
-            loss = loss + pixel_weight * (x_hat - x).square().mean()
+            k = min(pixel_batch or len(z), len(z))  # G's backward costs ~5x E's: a subset
+            x_hat = generator_forward(z_hat[:k])
+            loss = loss + pixel_weight * (x_hat - x[:k]).square().mean()
             if feature_weight > 0:
                 _, feats_hat = enc.features(x_hat)
-                feats_det = [f.detach() for f in feats]
+                feats_det = [f[:k].detach() for f in feats]
                 loss = loss + feature_weight * feature_distance(feats_hat, feats_det).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -283,29 +355,36 @@ class _Pool:
 
 
 def save_encoder(
-    encoder: Encoder, path: Path, meta: dict[str, float | int | str] | None = None
+    encoder: Encoder,
+    path: Path,
+    meta: dict[str, float | int | str] | None = None,
+    dtype: torch.dtype = torch.float16,
 ) -> None:
-    """Write ``{"config": ..., "state_dict": ..., "meta": ...}`` atomically (torch.save)."""
+    """Write a safetensors file atomically: weights in ``dtype`` (fp16: half the size, no
+    measurable PSNR change), config and ``meta`` as JSON in the header metadata."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "config": asdict(encoder.cfg),
-        "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
-        "meta": dict(meta or {}),
-    }
+    tensors = {k: v.detach().cpu().to(dtype).contiguous() for k, v in encoder.state_dict().items()}
+    metadata = {"config": json.dumps(asdict(encoder.cfg)), "meta": json.dumps(dict(meta or {}))}
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    torch.save(payload, tmp)
+    save_file(tensors, str(tmp), metadata=metadata)
     tmp.replace(path)
 
 
+def _metadata(path: Path) -> dict[str, str]:
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
 def load_encoder(path: Path, device: torch.device | str = "cpu") -> Encoder:
-    """Load an encoder written by :func:`save_encoder` (``weights_only=True``), eval mode."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    enc = Encoder(EncoderConfig(**payload["config"]))
-    enc.load_state_dict(payload["state_dict"])
+    """Load an encoder written by :func:`save_encoder` (float32 for compute), eval mode."""
+    cfg = EncoderConfig(**json.loads(_metadata(path)["config"]))
+    enc = Encoder(cfg)
+    state = load_file(str(path))
+    enc.load_state_dict({k: v.float() for k, v in state.items()})
     return enc.to(device).eval().requires_grad_(False)
 
 
 def encoder_meta(path: Path) -> dict[str, float | int | str]:
     """The ``meta`` dict saved with an encoder (training steps, seconds, validation PSNR)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    return dict(payload.get("meta", {}))
+    meta: dict[str, float | int | str] = json.loads(_metadata(path).get("meta", "{}"))
+    return meta

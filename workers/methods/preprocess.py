@@ -1,6 +1,6 @@
-"""Input images for inversion: centre crop + resize to the model, and PSNR of uint8 images.
+"""Input images for inversion: centre crop + resize to the model.
 
-The inversion methods themselves live in :mod:`latentedit.workers.methods.inversion`.
+The inversion methods and their metrics live in :mod:`latentedit.workers.methods.inversion`.
 """
 
 from __future__ import annotations
@@ -27,10 +27,3 @@ def preprocess(pixels: np.ndarray, resolution: int) -> tuple[np.ndarray, Crop]:
     if size != resolution:
         img = img.resize((resolution, resolution), PILImage.Resampling.LANCZOS)
     return np.asarray(img, dtype=np.uint8), crop
-
-
-def psnr_uint8(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """PSNR in dB of uint8 image batches (N, H, W, 3) -> (N,); inf for identical images."""
-    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(1)
-    with np.errstate(divide="ignore"):
-        return np.asarray(10 * np.log10(255.0**2 / mse))

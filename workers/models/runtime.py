@@ -1,15 +1,20 @@
-"""Loading a registered model once and rendering latents with it.
+"""Loading a registered model once and rendering codes with it.
 
-A :class:`LoadedModel` owns the generator on its device, the model version
-(first 16 hex digits of the weights' SHA-256), and renders float32 latents
-(N, d) to uint8 RGB images (N, H, W, 3) in chunks of at most ``max_batch``.
+A :class:`LoadedModel` owns the generator on its device and dtype, the model
+version (first 16 hex digits of the weights' SHA-256; ``info.version`` has all
+of it), the generator's :class:`GeneratorInfo`, and renders float32 codes in
+any of its spaces to uint8 RGB images (N, H, W, 3) in chunks of at most
+``max_batch`` images. On CUDA the largest batch that fits is measured at load
+time (binary search on out-of-memory) and caps ``max_batch``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +23,18 @@ import torch
 from torch import Tensor, nn
 
 from latentedit.errors import Unavailable
+from latentedit.workers.models.contract import GeneratorInfo, is_style
+from latentedit.workers.models.dcgan import dcgan_from_state_dict, find_state_dict
 from latentedit.workers.models.registry import ARCHITECTURES, ModelSpec, PackagedWeights
+from latentedit.workers.models.stylegan2_ckpt import load_stylegan2
 
 log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class ModelLoadError(ValueError):
+    """A configured model's weights do not load (the message names the model, file and key)."""
 
 
 def _sha256(path: Path) -> str:
@@ -53,12 +67,18 @@ def first_projection_matrix(weight: Tensor, latent_dim: int) -> Tensor:
 
 @dataclass
 class LoadedModel:
-    spec: ModelSpec
-    generator: nn.Module
-    version: str
+    spec: ModelSpec  # with resolution, latent_dim (z) and first_projection filled in
+    generator: nn.Module  # implements contract.Generator (StyleGenerator for stylegan2)
+    version: str  # first 16 hex digits of info.version
     device: torch.device
     dtype: torch.dtype
-    max_batch: int
+    max_batch: int  # images per generator pass
+    info: GeneratorInfo = dataclasses.field(default=None)
+    bytes_per_image: int = 0  # device memory per image in a batch (CUDA: measured)
+
+    def __post_init__(self) -> None:
+        if self.info is None:
+            self.info = self.generator.info
 
     @property
     def name(self) -> str:
@@ -66,29 +86,57 @@ class LoadedModel:
 
     @property
     def latent_dim(self) -> int:
-        return self.spec.latent_dim
+        """Size of z (ModelInfo.latent_dim)."""
+        return self.info.z_dim
+
+    @property
+    def resolution(self) -> int:
+        return self.info.resolution
 
     def forward(self, z: Tensor) -> Tensor:
-        """z (N, d) float32, any device -> (N, 3, H, W) float32 in [-1, 1]; differentiable."""
+        """z (N, d) float32, any device -> (N, C, H, W) float32 in [-1, 1]; differentiable."""
         x: Tensor = self.generator(z.to(self.device, self.dtype))
         return x.float()
 
+    def synthesize(self, codes: Tensor, space: str = "z") -> Tensor:
+        """Codes in ``space`` -> (N, C, H, W) float32; differentiable.
+
+        z: (N, z_dim); w: (N, w_dim); w+: (N, num_ws, w_dim) or flattened (N, num_ws * w_dim).
+        """
+        if space == "z":
+            return self.forward(codes)
+        if space not in self.info.spaces:
+            raise ValueError(f"model {self.name} has no {space!r} space; it has {self.info.spaces}")
+        g = self.generator
+        x = codes.to(self.device, self.dtype)
+        n, d = self.info.num_ws, self.info.w_dim
+        ws = x[:, None].expand(-1, n, -1) if space == "w" else x.reshape(-1, n, d)
+        out: Tensor = g.synthesis(ws)  # type: ignore[operator]
+        return out.float()
+
     @torch.inference_mode()
-    def render(self, latents: np.ndarray) -> np.ndarray:
-        """latents (N, d) -> uint8 RGB (N, H, W, 3), in chunks of ``max_batch``."""
+    def render(self, latents: np.ndarray, space: str = "z") -> np.ndarray:
+        """Codes (N, dim of ``space``) -> uint8 RGB (N, H, W, 3), in chunks of ``max_batch``."""
         out = []
         for start in range(0, len(latents), self.max_batch):
-            z = torch.from_numpy(np.ascontiguousarray(latents[start : start + self.max_batch]))
-            out.append(to_uint8(self.forward(z.float())))
+            c = torch.from_numpy(np.ascontiguousarray(latents[start : start + self.max_batch]))
+            out.append(to_uint8(self.synthesize(c.float(), space)))
         if not out:
-            r = self.spec.resolution
+            r = self.resolution
             return np.zeros((0, r, r, 3), np.uint8)
         return np.concatenate(out)
 
     def first_projection(self) -> Tensor:
-        """SeFa's A (out_features, d), float64, from the spec's named parameter."""
-        weight = dict(self.generator.named_parameters())[self.spec.first_projection]
-        return first_projection_matrix(weight, self.latent_dim)
+        """SeFa's A (out_features, d) in Z, float64 (z-only models)."""
+        if self.spec.first_projection:
+            weight = dict(self.generator.named_parameters())[self.spec.first_projection]
+            return first_projection_matrix(weight, self.latent_dim)
+        return self.sefa_weight()
+
+    def sefa_weight(self, layers: list[int] | None = None) -> Tensor:
+        """The generator's stacked SeFa weights (out_total, dim of the default space), float64."""
+        w: Tensor = self.generator.sefa_weight(layers)  # type: ignore[operator]
+        return w.detach().to(torch.float64).cpu()
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
@@ -103,30 +151,158 @@ def from_uint8(pixels: np.ndarray, device: torch.device | str = "cpu") -> Tensor
     return x / 127.5 - 1
 
 
+def _weights_file(spec: ModelSpec) -> tuple[Path, str]:
+    """The spec's weights file and its SHA-256, checked against the expected digest."""
+    if spec.weights is not None:
+        path, expected = packaged_weights_path(spec.weights), spec.weights.sha256
+    else:
+        path, expected = Path(spec.path).expanduser(), spec.sha256
+        if not path.is_file():
+            raise Unavailable(f"model {spec.name}: weights file {path} does not exist")
+    digest = _sha256(path)
+    if expected and digest != expected:
+        raise Unavailable(f"{path}: SHA-256 {digest} does not match the registry's {expected}")
+    return path, digest
+
+
+def build_generator(spec: ModelSpec) -> tuple[nn.Module, str]:
+    """The spec's generator with its weights (``weights_only=True`` / safe pickle) and digest."""
+    if spec.weights is None and not spec.path:
+        procedural = ARCHITECTURES[spec.architecture](**spec.arch_kwargs)
+        return procedural, _state_dict_digest(procedural)
+    path, digest = _weights_file(spec)
+    try:
+        if spec.architecture == "stylegan2":
+            generator: nn.Module = load_stylegan2(path)
+        elif spec.architecture == "dcgan":
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            if spec.weights is not None:
+                checkpoint = checkpoint[spec.weights.state_dict_key]
+            generator = dcgan_from_state_dict(find_state_dict(checkpoint))
+        else:
+            raise ValueError(f"architecture {spec.architecture!r} takes no weights file")
+    except (ValueError, KeyError, RuntimeError, OSError) as exc:
+        raise ModelLoadError(f"model {spec.name} ({spec.architecture}, {path}): {exc}") from exc
+    return generator, digest
+
+
 def load_model(
     spec: ModelSpec, device: str = "cpu", dtype: str = "float32", max_batch: int = 64
 ) -> LoadedModel:
-    """Build the architecture, load and verify weights (``weights_only=True``), eval mode."""
-    torch_device = torch.device(device)
-    torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[
-        dtype
-    ]
-    generator = ARCHITECTURES[spec.architecture](**spec.arch_kwargs)
-    if spec.weights is not None:
-        path = packaged_weights_path(spec.weights)
-        digest = _sha256(path)
-        if digest != spec.weights.sha256:
-            raise Unavailable(
-                f"{path}: SHA-256 {digest} does not match the registry's {spec.weights.sha256}"
-            )
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        generator.load_state_dict(checkpoint[spec.weights.state_dict_key])
-        version = digest[:16]
-    else:
-        version = _state_dict_digest(generator)[:16]
+    """Build the architecture, load and verify weights, eval mode, on ``device`` in ``dtype``.
+
+    CUDA: channels-last, and ``max_batch`` capped by the largest batch that fits.
+    """
+    torch_device, torch_dtype = torch.device(device), DTYPES[dtype]
+    generator, digest = build_generator(spec)
+    info: GeneratorInfo = generator.info
+    info = dataclasses.replace(info, version=digest, truncation_psi=spec.truncation_psi)
+    generator.info = info
+    if spec.truncation_psi != 1.0 and not is_style(generator):
+        raise ModelLoadError(f"model {spec.name}: truncation_psi needs a style generator")
     generator.eval().requires_grad_(False).to(torch_device, torch_dtype)
-    log.info("loaded %s version %s on %s (%s)", spec.name, version, torch_device, dtype)
-    return LoadedModel(spec, generator, version, torch_device, torch_dtype, max_batch)
+    if torch_device.type == "cuda":  # cuDNN: faster (fp16/bf16 tensor cores) in NHWC
+        generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        if hasattr(generator, "channels_last"):
+            setattr(generator, "channels_last", True)  # noqa: B010 (nn.Module attribute typing)
+    spec = dataclasses.replace(
+        spec,
+        resolution=info.resolution,
+        latent_dim=info.z_dim,
+        first_projection=spec.first_projection or _first_projection_name(spec.architecture),
+    )
+    model = LoadedModel(spec, generator, digest[:16], torch_device, torch_dtype, max_batch, info)
+    if torch_device.type == "cuda":
+        model.max_batch, model.bytes_per_image = measure_max_batch(model, max_batch)
+    else:
+        model.bytes_per_image = activation_bytes_per_image(model)
+    log.info(
+        "loaded %s (%s %dpx, spaces %s) version %s on %s (%s), batch cap %d, %.1f MB/image",
+        spec.name,
+        info.architecture,
+        info.resolution,
+        ",".join(info.spaces),
+        model.version,
+        torch_device,
+        dtype,
+        model.max_batch,
+        model.bytes_per_image / 1e6,
+    )
+    return model
+
+
+def _first_projection_name(architecture: str) -> str:
+    return {"dcgan": "main.0.weight", "shapes": "mixing.weight"}.get(architecture, "")
+
+
+def activation_bytes_per_image(model: LoadedModel) -> int:
+    """CPU estimate: bytes of every module's output for one image (a forward with hooks)."""
+    total = 0
+
+    def hook(_m: nn.Module, _i: object, out: object) -> None:
+        nonlocal total
+        if isinstance(out, Tensor):
+            total += out.numel() * out.element_size()
+
+    handles = [m.register_forward_hook(hook) for m in model.generator.modules()]
+    try:
+        with torch.inference_mode():
+            model.forward(torch.zeros(1, model.latent_dim))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def measure_max_batch(model: LoadedModel, limit: int) -> tuple[int, int]:
+    """CUDA only: the largest batch <= ``limit`` whose forward fits, and bytes per image."""
+    dev = model.device
+
+    def peak(n: int) -> int | None:
+        """Peak bytes allocated by a forward of ``n`` images; None on out-of-memory."""
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev)
+        try:
+            with torch.inference_mode():
+                model.forward(torch.zeros(n, model.latent_dim, device=dev))
+            torch.cuda.synchronize(dev)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            return None
+        return int(torch.cuda.max_memory_allocated(dev) - base)
+
+    try:
+        return search_max_batch(peak, limit)
+    except ValueError as exc:
+        raise ModelLoadError(f"model {model.name} on {dev}: {exc}") from None
+
+
+def search_max_batch(peak: Callable[[int], int | None], limit: int) -> tuple[int, int]:
+    """Largest n in [1, limit] with ``peak(n)`` not None (binary search), and bytes per image.
+
+    Bytes per image is the slope of the peak between batch 1 and that batch (batch 1's peak
+    when it is 1). ``peak`` must be monotone: a batch that fails means every larger one does.
+    """
+    one = peak(1)
+    if one is None:
+        raise ValueError("one image does not fit")
+    lo, hi = 1, limit
+    top = peak(limit) if limit > 1 else one
+    if top is not None:
+        lo = limit
+    else:
+        while hi - lo > 1:  # invariant: lo fits, hi does not
+            mid = (lo + hi) // 2
+            if peak(mid) is None:
+                hi = mid
+            else:
+                lo = mid
+        top = peak(lo) if lo > 1 else one
+        if top is None:
+            raise ValueError(f"batch {lo} fitted once, then not")
+    per_image = (top - one) // (lo - 1) if lo > 1 else one
+    return lo, int(per_image)
 
 
 def _state_dict_digest(module: nn.Module) -> str:

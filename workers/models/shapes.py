@@ -38,10 +38,18 @@ numpy/torch release.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from latentedit.workers.models.contract import (
+    DISCOVER_REQUIRES,
+    GeneratorInfo,
+    invert_methods,
+    supported_methods,
+)
 
 LATENT_DIM = 16
 FACTOR_NAMES: tuple[str, ...] = ("x", "y", "scale", "rotation", "hue", "background")
@@ -202,6 +210,26 @@ class ShapesGenerator(nn.Module):
         self.register_buffer(
             "grid_y", coords[:, None].expand(-1, resolution).clone(), persistent=False
         )
+        self.info = GeneratorInfo(
+            resolution=resolution,
+            channels=3,
+            z_dim=latent_dim,
+            sefa_layers=("mixing",),
+            architecture="shapes",
+        )
+        self.info = GeneratorInfo(
+            **{
+                **self.info.__dict__,
+                "invert_methods": invert_methods(self),
+                "discover_methods": supported_methods(self, DISCOVER_REQUIRES),
+            }
+        )
+
+    def sefa_weight(self, layers: Sequence[int] | None = None) -> Tensor:
+        """``mixing.weight`` (6, 16): the first (and only) linear map of z."""
+        if layers is not None and list(layers) not in ([], [0]):
+            raise ValueError(f"shapes has one SeFa layer (0), got {list(layers)}")
+        return self.mixing.weight.detach()
 
     @property
     def factor_ranges(self) -> Tensor:

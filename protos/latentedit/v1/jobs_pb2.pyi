@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Job(_message.Message):
-    __slots__ = ("id", "reply_to", "deadline_unix_ms", "enqueued_unix_ms", "generate", "invert", "edit", "conditional_edit", "discover", "list_directions", "get_direction", "delete_direction", "put_direction", "score", "analyze", "stream_progress")
+    __slots__ = ("id", "reply_to", "deadline_unix_ms", "enqueued_unix_ms", "generate", "invert", "edit", "conditional_edit", "discover", "list_directions", "get_direction", "delete_direction", "put_direction", "score", "analyze", "evaluate", "stream_progress", "caller", "caller_admin")
     ID_FIELD_NUMBER: _ClassVar[int]
     REPLY_TO_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
@@ -23,7 +23,10 @@ class Job(_message.Message):
     PUT_DIRECTION_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     ANALYZE_FIELD_NUMBER: _ClassVar[int]
+    EVALUATE_FIELD_NUMBER: _ClassVar[int]
     STREAM_PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    CALLER_ADMIN_FIELD_NUMBER: _ClassVar[int]
     id: str
     reply_to: str
     deadline_unix_ms: int
@@ -39,8 +42,11 @@ class Job(_message.Message):
     put_direction: _latentedit_pb2.PutDirectionRequest
     score: _latentedit_pb2.ScoreRequest
     analyze: _latentedit_pb2.AnalyzeRequest
+    evaluate: _latentedit_pb2.EvaluateRequest
     stream_progress: bool
-    def __init__(self, id: _Optional[str] = ..., reply_to: _Optional[str] = ..., deadline_unix_ms: _Optional[int] = ..., enqueued_unix_ms: _Optional[int] = ..., generate: _Optional[_Union[_latentedit_pb2.GenerateRequest, _Mapping]] = ..., invert: _Optional[_Union[_latentedit_pb2.InvertRequest, _Mapping]] = ..., edit: _Optional[_Union[_latentedit_pb2.EditRequest, _Mapping]] = ..., conditional_edit: _Optional[_Union[_latentedit_pb2.ConditionalEditRequest, _Mapping]] = ..., discover: _Optional[_Union[_latentedit_pb2.DiscoverDirectionsRequest, _Mapping]] = ..., list_directions: _Optional[_Union[_latentedit_pb2.ListDirectionsRequest, _Mapping]] = ..., get_direction: _Optional[_Union[_latentedit_pb2.GetDirectionRequest, _Mapping]] = ..., delete_direction: _Optional[_Union[_latentedit_pb2.DeleteDirectionRequest, _Mapping]] = ..., put_direction: _Optional[_Union[_latentedit_pb2.PutDirectionRequest, _Mapping]] = ..., score: _Optional[_Union[_latentedit_pb2.ScoreRequest, _Mapping]] = ..., analyze: _Optional[_Union[_latentedit_pb2.AnalyzeRequest, _Mapping]] = ..., stream_progress: _Optional[bool] = ...) -> None: ...
+    caller: str
+    caller_admin: bool
+    def __init__(self, id: _Optional[str] = ..., reply_to: _Optional[str] = ..., deadline_unix_ms: _Optional[int] = ..., enqueued_unix_ms: _Optional[int] = ..., generate: _Optional[_Union[_latentedit_pb2.GenerateRequest, _Mapping]] = ..., invert: _Optional[_Union[_latentedit_pb2.InvertRequest, _Mapping]] = ..., edit: _Optional[_Union[_latentedit_pb2.EditRequest, _Mapping]] = ..., conditional_edit: _Optional[_Union[_latentedit_pb2.ConditionalEditRequest, _Mapping]] = ..., discover: _Optional[_Union[_latentedit_pb2.DiscoverDirectionsRequest, _Mapping]] = ..., list_directions: _Optional[_Union[_latentedit_pb2.ListDirectionsRequest, _Mapping]] = ..., get_direction: _Optional[_Union[_latentedit_pb2.GetDirectionRequest, _Mapping]] = ..., delete_direction: _Optional[_Union[_latentedit_pb2.DeleteDirectionRequest, _Mapping]] = ..., put_direction: _Optional[_Union[_latentedit_pb2.PutDirectionRequest, _Mapping]] = ..., score: _Optional[_Union[_latentedit_pb2.ScoreRequest, _Mapping]] = ..., analyze: _Optional[_Union[_latentedit_pb2.AnalyzeRequest, _Mapping]] = ..., evaluate: _Optional[_Union[_latentedit_pb2.EvaluateRequest, _Mapping]] = ..., stream_progress: _Optional[bool] = ..., caller: _Optional[str] = ..., caller_admin: _Optional[bool] = ...) -> None: ...
 
 class JobError(_message.Message):
     __slots__ = ("code", "message")
@@ -51,7 +57,7 @@ class JobError(_message.Message):
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("job_id", "worker", "error", "generate", "invert", "edit", "conditional_edit", "discover", "list_directions", "direction", "delete_direction", "score", "analyze", "progress")
+    __slots__ = ("job_id", "worker", "error", "generate", "invert", "edit", "conditional_edit", "discover", "list_directions", "direction", "delete_direction", "score", "analyze", "progress", "evaluate")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +72,7 @@ class JobResult(_message.Message):
     SCORE_FIELD_NUMBER: _ClassVar[int]
     ANALYZE_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    EVALUATE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     worker: str
     error: JobError
@@ -80,4 +87,5 @@ class JobResult(_message.Message):
     score: _latentedit_pb2.ScoreResponse
     analyze: _latentedit_pb2.AnalyzeResponse
     progress: _latentedit_pb2.InvertProgress
-    def __init__(self, job_id: _Optional[str] = ..., worker: _Optional[str] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., generate: _Optional[_Union[_latentedit_pb2.GenerateResponse, _Mapping]] = ..., invert: _Optional[_Union[_latentedit_pb2.InvertResponse, _Mapping]] = ..., edit: _Optional[_Union[_latentedit_pb2.EditResponse, _Mapping]] = ..., conditional_edit: _Optional[_Union[_latentedit_pb2.ConditionalEditResponse, _Mapping]] = ..., discover: _Optional[_Union[_latentedit_pb2.DiscoverDirectionsResponse, _Mapping]] = ..., list_directions: _Optional[_Union[_latentedit_pb2.ListDirectionsResponse, _Mapping]] = ..., direction: _Optional[_Union[_latentedit_pb2.Direction, _Mapping]] = ..., delete_direction: _Optional[_Union[_latentedit_pb2.DeleteDirectionResponse, _Mapping]] = ..., score: _Optional[_Union[_latentedit_pb2.ScoreResponse, _Mapping]] = ..., analyze: _Optional[_Union[_latentedit_pb2.AnalyzeResponse, _Mapping]] = ..., progress: _Optional[_Union[_latentedit_pb2.InvertProgress, _Mapping]] = ...) -> None: ...
+    evaluate: _latentedit_pb2.EvaluateResponse
+    def __init__(self, job_id: _Optional[str] = ..., worker: _Optional[str] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., generate: _Optional[_Union[_latentedit_pb2.GenerateResponse, _Mapping]] = ..., invert: _Optional[_Union[_latentedit_pb2.InvertResponse, _Mapping]] = ..., edit: _Optional[_Union[_latentedit_pb2.EditResponse, _Mapping]] = ..., conditional_edit: _Optional[_Union[_latentedit_pb2.ConditionalEditResponse, _Mapping]] = ..., discover: _Optional[_Union[_latentedit_pb2.DiscoverDirectionsResponse, _Mapping]] = ..., list_directions: _Optional[_Union[_latentedit_pb2.ListDirectionsResponse, _Mapping]] = ..., direction: _Optional[_Union[_latentedit_pb2.Direction, _Mapping]] = ..., delete_direction: _Optional[_Union[_latentedit_pb2.DeleteDirectionResponse, _Mapping]] = ..., score: _Optional[_Union[_latentedit_pb2.ScoreResponse, _Mapping]] = ..., analyze: _Optional[_Union[_latentedit_pb2.AnalyzeResponse, _Mapping]] = ..., progress: _Optional[_Union[_latentedit_pb2.InvertProgress, _Mapping]] = ..., evaluate: _Optional[_Union[_latentedit_pb2.EvaluateResponse, _Mapping]] = ...) -> None: ...

@@ -99,6 +99,31 @@ class LatentEditorStub:
                 request_serializer=latentedit_dot_v1_dot_latentedit__pb2.InvertRequest.SerializeToString,
                 response_deserializer=latentedit_dot_v1_dot_latentedit__pb2.InvertEvent.FromString,
                 _registered_method=True)
+        self.Evaluate = channel.unary_unary(
+                '/latentedit.v1.LatentEditor/Evaluate',
+                request_serializer=latentedit_dot_v1_dot_latentedit__pb2.EvaluateRequest.SerializeToString,
+                response_deserializer=latentedit_dot_v1_dot_latentedit__pb2.EvaluateResponse.FromString,
+                _registered_method=True)
+        self.WatchJob = channel.unary_stream(
+                '/latentedit.v1.LatentEditor/WatchJob',
+                request_serializer=latentedit_dot_v1_dot_latentedit__pb2.WatchJobRequest.SerializeToString,
+                response_deserializer=latentedit_dot_v1_dot_latentedit__pb2.JobStatus.FromString,
+                _registered_method=True)
+        self.GetJob = channel.unary_unary(
+                '/latentedit.v1.LatentEditor/GetJob',
+                request_serializer=latentedit_dot_v1_dot_latentedit__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=latentedit_dot_v1_dot_latentedit__pb2.JobStatus.FromString,
+                _registered_method=True)
+        self.CancelJob = channel.unary_unary(
+                '/latentedit.v1.LatentEditor/CancelJob',
+                request_serializer=latentedit_dot_v1_dot_latentedit__pb2.CancelJobRequest.SerializeToString,
+                response_deserializer=latentedit_dot_v1_dot_latentedit__pb2.CancelJobResponse.FromString,
+                _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/latentedit.v1.LatentEditor/ListJobs',
+                request_serializer=latentedit_dot_v1_dot_latentedit__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=latentedit_dot_v1_dot_latentedit__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
 
 
 class LatentEditorServicer:
@@ -193,6 +218,47 @@ class LatentEditorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Evaluate(self, request, context):
+        """[learned] The curvilinear-editing paper's measures for stored directions: commutativity,
+        side effects, reversibility (EvaluateRequest below).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchJob(self, request, context):
+        """---- jobs (branch `jobs`): long-running training jobs --------------------------------
+        DiscoverDirections with a learned method ("linear", "warped", "curvilinear") answers
+        at once with a job id; these follow the job. Job state lives in Redis, so any gateway
+        answers for any job.
+        The job's status now, then every progress update until it ends (the stream closes
+        after the final status: SUCCEEDED, FAILED or CANCELLED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJob(self, request, context):
+        """The job's status now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelJob(self, request, context):
+        """Stop a job: a queued job is cancelled at once, a running one within a few seconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobs(self, request, context):
+        """A model's jobs, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LatentEditorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -260,6 +326,31 @@ def add_LatentEditorServicer_to_server(servicer, server):
                     servicer.InvertStream,
                     request_deserializer=latentedit_dot_v1_dot_latentedit__pb2.InvertRequest.FromString,
                     response_serializer=latentedit_dot_v1_dot_latentedit__pb2.InvertEvent.SerializeToString,
+            ),
+            'Evaluate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Evaluate,
+                    request_deserializer=latentedit_dot_v1_dot_latentedit__pb2.EvaluateRequest.FromString,
+                    response_serializer=latentedit_dot_v1_dot_latentedit__pb2.EvaluateResponse.SerializeToString,
+            ),
+            'WatchJob': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchJob,
+                    request_deserializer=latentedit_dot_v1_dot_latentedit__pb2.WatchJobRequest.FromString,
+                    response_serializer=latentedit_dot_v1_dot_latentedit__pb2.JobStatus.SerializeToString,
+            ),
+            'GetJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJob,
+                    request_deserializer=latentedit_dot_v1_dot_latentedit__pb2.GetJobRequest.FromString,
+                    response_serializer=latentedit_dot_v1_dot_latentedit__pb2.JobStatus.SerializeToString,
+            ),
+            'CancelJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJob,
+                    request_deserializer=latentedit_dot_v1_dot_latentedit__pb2.CancelJobRequest.FromString,
+                    response_serializer=latentedit_dot_v1_dot_latentedit__pb2.CancelJobResponse.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=latentedit_dot_v1_dot_latentedit__pb2.ListJobsRequest.FromString,
+                    response_serializer=latentedit_dot_v1_dot_latentedit__pb2.ListJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -613,6 +704,141 @@ class LatentEditor:
             '/latentedit.v1.LatentEditor/InvertStream',
             latentedit_dot_v1_dot_latentedit__pb2.InvertRequest.SerializeToString,
             latentedit_dot_v1_dot_latentedit__pb2.InvertEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Evaluate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/latentedit.v1.LatentEditor/Evaluate',
+            latentedit_dot_v1_dot_latentedit__pb2.EvaluateRequest.SerializeToString,
+            latentedit_dot_v1_dot_latentedit__pb2.EvaluateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/latentedit.v1.LatentEditor/WatchJob',
+            latentedit_dot_v1_dot_latentedit__pb2.WatchJobRequest.SerializeToString,
+            latentedit_dot_v1_dot_latentedit__pb2.JobStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/latentedit.v1.LatentEditor/GetJob',
+            latentedit_dot_v1_dot_latentedit__pb2.GetJobRequest.SerializeToString,
+            latentedit_dot_v1_dot_latentedit__pb2.JobStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/latentedit.v1.LatentEditor/CancelJob',
+            latentedit_dot_v1_dot_latentedit__pb2.CancelJobRequest.SerializeToString,
+            latentedit_dot_v1_dot_latentedit__pb2.CancelJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/latentedit.v1.LatentEditor/ListJobs',
+            latentedit_dot_v1_dot_latentedit__pb2.ListJobsRequest.SerializeToString,
+            latentedit_dot_v1_dot_latentedit__pb2.ListJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from latentedit import validate
-from latentedit.codec import to_tensor
+from latentedit.codec import latents_from, to_tensor
 from latentedit.errors import InvalidArgument, NotFound
 from latentedit.v1 import latentedit_pb2 as pb
 
@@ -327,7 +327,7 @@ def test_params() -> None:
         validate.param("ratio", "abc")
     with _raises("^params.ratio: nan outside"):
         validate.param("ratio", "nan")
-    with _raises("known: \\['layer', 'ratio', 'space', 'split'\\]"):
+    with _raises("known: \\['layer', 'layers', 'ratio', 'space', 'split'\\]"):
         validate.param("ratios", "0.1")
 
 
@@ -410,3 +410,25 @@ def test_direction_id_and_put_edges() -> None:
     ]:
         with _raises(words):
             validate.put_direction(req, 4)
+
+
+def test_door_checks() -> None:
+    """Residual trailing shape, seeds, enum values, long names, overflowing shapes."""
+    Bad = InvalidArgument
+    residual = to_tensor(np.zeros((2, 3, 3), np.float32))
+    with pytest.raises(Bad, match=r"of shape \(2, 512, 4, 4\)"):
+        validate.extras(pb.CodeExtras(residual=residual), 2, (512, 4, 4))
+    with pytest.raises(Bad, match="takes no residual"):
+        validate.extras(pb.CodeExtras(residual=residual), 2, ())
+    ok = to_tensor(np.zeros((2, 512, 4, 4), np.float32))
+    assert validate.extras(pb.CodeExtras(residual=ok), 2, (512, 4, 4))[0] is not None
+    with pytest.raises(Bad, match="seed"):
+        validate.seed(-1)
+    with pytest.raises(Bad, match="image_format"):
+        validate.image_format(99)
+    with pytest.raises(Bad) as err:
+        validate.name("x" * 16384)
+    assert len(err.value.message) < 400
+    for shape in ([2**62, 2**62], [2**63 - 1, 0], [0] * 70):
+        with pytest.raises(Bad, match="latents"):
+            latents_from(pb.Tensor(dtype=pb.DTYPE_FLOAT32, shape=shape), 4, 10)

@@ -37,7 +37,26 @@ async def test_versions_grow_across_overwrite_and_recreate(redis_client: Redis) 
     versions = [(await store.put("m", "a", np.ones(2), "x", "v")).version for _ in range(2)]
     await store.delete("m", "a")
     versions.append((await store.put("m", "a", np.ones(2), "x", "v")).version)
-    assert versions == [1, 2, 3]
+    assert versions[0] < versions[1] < versions[2]  # delete bumps it too (caches see it)
+
+
+async def test_cached_lookup_reads_only_versions(redis_client: Redis) -> None:
+    """A cache hit costs one HMGET of the versions; the direction bytes are not fetched."""
+    store = DirectionStore(redis_client)
+    await store.put("m", "a", np.ones(4), "x", "v")
+    await store.put("m", "b", np.ones(4), "x", "v")
+
+    async def hmgets() -> int:
+        stats = await redis_client.info("commandstats")
+        return int(stats.get("cmdstat_hmget", {}).get("calls", 0))
+
+    await store.get_many("m", ["a", "b"])  # fills the cache: versions + bytes
+    before = await hmgets()
+    await store.get_many("m", ["a", "b", "a"])
+    assert await hmgets() == before + 1
+    await store.put("m", "b", np.ones(4), "x", "v")  # only b is stale now
+    (_, b) = await store.get_many("m", ["a", "b"])
+    assert await hmgets() == before + 3 and b.meta.version == 2
 
 
 async def test_cache_never_serves_stale(redis_client: Redis) -> None:

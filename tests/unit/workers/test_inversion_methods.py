@@ -205,7 +205,9 @@ def test_target_psnr_stops_an_image_early(gen: DCGANGenerator, encoder: Encoder)
     _, x = samples(gen, 3, seed=55)
     start = inv.psnr(gen(inv.encode(encoder, x)), x)
     target = torch.stack([start[0] + 1, torch.tensor(math.inf), start[2] - 1])
-    res = inv.hybrid(gen, encoder, x, inv.HybridConfig(steps=80, lr=0.1), target_psnr=target)
+    res = inv.hybrid(
+        gen, encoder, x, inv.HybridConfig(steps=80, lr=0.1), inv.Run(target_psnr=target)
+    )
     assert res.steps[2] == 0  # already there
     assert 0 < res.steps[0] < 80 and res.psnr[0] >= target[0]
     assert res.steps[1] == 80
@@ -264,7 +266,7 @@ def test_tune_improves_real_photos_and_apply_delta_restores_exactly(
     g = faces_model
     x = real_faces(2)
     pivot = inv.extended(g, x, torch.zeros(2, 100), inv.ExtendedConfig(steps=15, lr_z=0.1))
-    cfg = inv.TuneConfig(steps=15, lr=1e-2, rank=4)
+    cfg = inv.TuneConfig(steps=15, lr=1e-2, rank=4, skip_first=0)
     tuned = inv.tune(g, x, pivot.z, cfg, residual=pivot.residual)
     log.info("pivot %s dB -> tuned %s dB", pivot.psnr.tolist(), tuned.psnr.tolist())
     assert bool((tuned.psnr > pivot.psnr + 0.5).all())
@@ -398,7 +400,7 @@ def test_a_torchscript_feature_network_drives_the_feature_loss(
     z0 = torch.zeros(2, D)
     plain = inv.extended(gen, x, z0, inv.ExtendedConfig(steps=5))
     feat = inv.extended(
-        gen, x, z0, inv.ExtendedConfig(steps=5, feature_weight=10.0), features=features
+        gen, x, z0, inv.ExtendedConfig(steps=5, feature_weight=10.0), inv.Run(features=features)
     )
     assert not torch.allclose(plain.z, feat.z)  # the feature term changes the gradient
 

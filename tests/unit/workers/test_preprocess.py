@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from latentedit.workers.methods.preprocess import preprocess, psnr_uint8
+from latentedit.workers.methods.inversion.metrics import psnr_uint8
+from latentedit.workers.methods.preprocess import preprocess
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 

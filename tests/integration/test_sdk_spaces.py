@@ -1,0 +1,192 @@
+"""Every RPC in z, w and w+ through the SDK, on a small seeded StyleGAN2 served by configuration.
+
+The checkpoint is made here by the stylegan branch's seeded-checkpoint function (random
+weights in rosinality's layout at 32 px, 2 mapping layers, narrow widths), written with
+``torch.save`` and served with ``--model sg2=stylegan2:PATH``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from latentedit.client import Client, InvalidArgument, Inverted
+from latentedit.deploy.stack import Stack, StackConfig
+
+NAME = "sg2"
+WIDTHS = {4: 32, 8: 32, 16: 16, 32: 16}
+NUM_WS, W_DIM, Z_DIM = 8, 32, 32
+
+
+def write_checkpoint(path: Path) -> Path:
+    pytest.importorskip("torch")
+    from latentedit.workers.models.stylegan2_ckpt import (
+        random_rosinality_state,
+        write_rosinality,
+    )
+
+    state, w_avg = random_rosinality_state(32, Z_DIM, 2, widths=WIDTHS, seed=7)
+    return write_rosinality(path, state, w_avg)
+
+
+@pytest.fixture(scope="module")
+def sg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+
+    tmp = tmp_path_factory.mktemp("spaces")
+    ckpt = write_checkpoint(tmp / "sg2.pt")
+    stack = Stack(
+        StackConfig(
+            port=0,
+            workers=1,
+            log_dir=str(tmp / "logs"),
+            extra_worker_args=[f"--model={NAME}=stylegan2:{ckpt}"],
+        )
+    )
+    try:
+        stack.start(timeout=180)
+        with Client(stack.target, timeout=300) as c:
+            yield c
+    finally:
+        stack.stop()
+
+
+def pixels(images: list[Any]) -> np.ndarray:
+    return np.stack([np.asarray(im.convert("RGB")) for im in images])
+
+
+def raises(fn: Callable[[], object], *words: str) -> str:
+    with pytest.raises(InvalidArgument) as info:
+        fn()
+    for w in words:
+        assert w in info.value.message, info.value.message
+    return info.value.message
+
+
+def test_model_lists_its_spaces(sg: Client) -> None:
+    info = {m.name: m for m in sg.models()}[NAME]
+    assert info.spaces == ["z", "w", "w+"] and info.default_space == "w"
+    assert (info.latent_dim, info.w_dim, info.num_ws) == (Z_DIM, W_DIM, NUM_WS)
+
+
+def test_generate_in_every_space(sg: Client) -> None:
+    z = sg.generate(NAME, seeds=[1, 2], space="z")
+    w = sg.generate(NAME, seeds=[1, 2], space="w")
+    wp = sg.generate(NAME, seeds=[1, 2], space="w+")
+    assert z.latents.shape == (2, Z_DIM) and w.latents.shape == (2, W_DIM)
+    assert wp.latents.shape == (2, NUM_WS, W_DIM)
+    np.testing.assert_array_equal(wp.latents, np.repeat(w.latents[:, None], NUM_WS, 1))
+    np.testing.assert_array_equal(pixels(z.images), pixels(wp.images))
+    np.testing.assert_array_equal(pixels(w.images), pixels(wp.images))
+    assert not np.array_equal(pixels(z.images)[0], pixels(z.images)[1])
+    # codes sent back render the same images; the default space is w
+    np.testing.assert_array_equal(
+        pixels(sg.generate(NAME, latents=w.latents).images), pixels(w.images)
+    )
+    again = sg.generate(NAME, latents=wp.latents.reshape(2, -1), space="w+")  # flattened w+
+    np.testing.assert_array_equal(pixels(again.images), pixels(wp.images))
+    t = sg.generate(NAME, seeds=[1, 2], space="w", truncation_psi=0.0)
+    np.testing.assert_allclose(t.latents[0], t.latents[1], atol=1e-6)  # all at w_avg
+    raises(lambda: sg.generate(NAME, seeds=[1], space="z", truncation_psi=0.5), "truncation_psi")
+    raises(
+        lambda: sg.generate(NAME, latents=np.zeros((1, 5, W_DIM)), space="w+"),
+        f"(N, {NUM_WS}, {W_DIM})",
+    )
+    raises(lambda: sg.generate(NAME, seeds=[1], space="q"), "not a space of this model")
+
+
+def test_discover_edit_conditional_in_w_and_w_plus(sg: Client) -> None:
+    sefa = sg.discover(NAME, "sefa", top_k=3, space="w", params={"layers": "0-1"})
+    assert [d.space for d in sefa] == ["w"] * 3 and sefa[0].params["layers"] == "0-1"
+    ganspace = sg.discover(NAME, "ganspace", top_k=2, samples=600, space="w+", name_prefix="gs")
+    assert ganspace[0].space == "w" and ganspace[0].metrics["std"] > 0
+    zsefa = sg.discover(NAME, "sefa", top_k=2, space="z", name_prefix="zsefa")
+    assert zsefa[0].space == "z" and zsefa[0].vector is not None
+    assert zsefa[0].vector.shape == (Z_DIM,)
+    wp = sg.generate(NAME, seeds=[3, 4], space="w+").latents
+    out = sg.edit(NAME, wp, {"sefa_00": 3.0}, sweep=(3, -1, 1), space="w+")
+    assert out.latents.shape == (2, 3, NUM_WS, W_DIM)
+    moved = np.linalg.norm(out.latents - wp[:, None], axis=3).max(axis=(0, 1))
+    np.testing.assert_allclose(moved, [3, 3, 0, 0, 0, 0, 0, 0], atol=1e-4)  # layers 0-1
+    assert not np.array_equal(pixels(out.images[0][:1]), pixels(out.images[0][2:]))
+    # a term's own layer range; an absolute term per layer
+    one = sg.edit(NAME, wp, [("gs_00", 2.0, "relative", "4-5")], space="w+")
+    moved = np.linalg.norm(one.latents[:, 0] - wp, axis=2).max(axis=0)
+    np.testing.assert_allclose(moved, [0, 0, 0, 0, 2, 2, 0, 0], atol=1e-4)
+    n = sefa[1].vector.astype(np.float64)
+    ab = sg.edit(NAME, wp, [("sefa_01", 1.5, "absolute", "6")], space="w+")
+    np.testing.assert_allclose(ab.latents[:, 0, 6] @ n, 1.5, atol=1e-4)
+    w = sg.generate(NAME, seeds=[3, 4], space="w").latents
+    ew = sg.edit(NAME, w, {"sefa_00": 2.0}, space="w")
+    np.testing.assert_allclose((ew.latents[:, 0] - w) @ sefa[0].vector, 2.0, atol=1e-4)
+    z = sg.generate(NAME, seeds=[3], space="z").latents
+    ez = sg.edit(NAME, z, {"zsefa_00": 2.0}, space="z")
+    assert not np.array_equal(
+        pixels(ez.images[0]), pixels(sg.generate(NAME, latents=z, space="z").images)
+    )
+    cond = sg.conditional_edit(
+        NAME, wp, "sefa_00", ["sefa_01"], strength=2.0, space="w+", layers="0-3"
+    )
+    assert abs(cond.condition_cosines[0]) < 1e-9
+    moved = np.abs(cond.latents[:, 0] - wp).max(axis=(0, 2))
+    assert (moved[:4] > 0).all() and (moved[4:] == 0).all()
+    sg.conditional_edit(NAME, z, "zsefa_00", ["zsefa_01"], space="z")
+    # wrong spaces: named both ways
+    raises(lambda: sg.edit(NAME, z, {"sefa_00": 1.0}, space="z"), "lives in space 'w'", "'z'")
+    raises(lambda: sg.edit(NAME, wp, {"zsefa_00": 1.0}, space="w+"), "lives in space 'z'", "'w+'")
+    raises(
+        lambda: sg.conditional_edit(NAME, w, "sefa_00", ["zsefa_00"], space="w"),
+        "lives in space 'z'",
+    )
+    raises(lambda: sg.edit(NAME, w, {"sefa_00": 1.0}, space="w", layers="0-1"), "need space 'w+'")
+    raises(lambda: sg.edit(NAME, wp, {"sefa_00": 1.0}, space="w+", layers="0-8"), "outside")
+
+
+def test_score_analyze_interfacegan_and_the_store_per_space(sg: Client) -> None:
+    wp = sg.generate(NAME, seeds=[5, 6, 7], space="w+").latents
+    s = sg.score(NAME, wp, space="w+")
+    z = sg.generate(NAME, seeds=[5, 6, 7], space="z").latents
+    np.testing.assert_allclose(sg.score(NAME, z, space="z").scores, s.scores, atol=1e-9)
+    ig = sg.discover(
+        NAME, "interfacegan", scorer="brightness", samples=600, space="w", name_prefix="bright"
+    )[0]
+    assert ig.space == "w" and ig.metrics["val_accuracy"] > 0.7
+    report = sg.analyze(NAME, ["bright"], samples=32, space="w")
+    assert report.rescoring[0, report.scorers.index("brightness")] > 0
+    wplus = sg.analyze(NAME, ["bright", "sefa_00"], samples=16, space="w+", layers="0-3")
+    assert wplus.cosine.shape == (2, 2) and wplus.rescoring.shape == (2, 4)
+    raises(lambda: sg.analyze(NAME, ["bright", "zsefa_00"], space="w"), "lives in space 'z'")
+    mine = sg.put_direction(NAME, "mine_w", np.ones(W_DIM), space="w+")
+    assert mine.space == "w"
+    assert {d.space for d in sg.directions(NAME, space="w")} == {"w"}
+    assert {d.space for d in sg.directions(NAME, space="z")} == {"z"}
+    raises(lambda: sg.put_direction(NAME, "bad", np.ones(Z_DIM + 1), space="z"), "vector")
+    raises(lambda: sg.directions(NAME, space="w+"), "directions live in 'z' or 'w'")
+
+
+def test_invert_in_w_plus_recovers_generated_images(sg: Client) -> None:
+    wp = np.random.default_rng(0).standard_normal((2, NUM_WS, W_DIM)).astype(np.float32)
+    target = sg.generate(NAME, latents=wp, space="w+")
+    inv = sg.invert(NAME, target.images, space="w+", steps=300)
+    assert inv.latents.shape == (2, NUM_WS, W_DIM)
+    assert inv.psnr.min() >= 30, inv.psnr
+    again = sg.generate(NAME, latents=inv.latents, space="w+")
+    np.testing.assert_array_equal(pixels(again.images), pixels(inv.reconstructions))
+    w = sg.invert(NAME, sg.generate(NAME, seeds=[9], space="w").images, space="w", steps=200)
+    assert w.latents.shape == (1, W_DIM) and w.psnr.min() >= 30, w.psnr
+    z = sg.invert(NAME, target.images[:1], space="z", steps=30, restarts=1)
+    assert z.latents.shape == (1, Z_DIM) and np.isfinite(z.psnr).all()
+    raises(lambda: sg.invert(NAME, target.images, space="w", method="hybrid"), "z codes")
+    events = list(sg.invert_stream(NAME, target.images[:1], space="w+", steps=20))
+    assert [e.step for e in events[:-1]] == [10, 20]  # type: ignore[union-attr]
+    assert isinstance(events[-1], Inverted) and events[-1].latents.shape == (1, NUM_WS, W_DIM)
+
+
+def test_z_only_models_refuse_w(client: Client) -> None:
+    for model in ("dcgan-faces", "shapes"):
+        raises(lambda m=model: client.generate(m, seeds=[1], space="w"), "it has ['z']")
+        raises(lambda m=model: client.discover(m, "sefa", space="w+"), "it has ['z']")
+    assert client.generate("shapes", seeds=[1], space="z").latents.shape == (1, 16)

@@ -1,0 +1,310 @@
+"""Per-image generator deltas (pivotal tuning): parametrisation, batched rendering, storage form.
+
+A delta is a dict of tensors keyed ``<param>.u`` / ``<param>.v`` (low-rank factors, delta =
+u @ v reshaped like the parameter) or ``<param>.d`` (a full delta). :class:`Tuner` runs a
+private copy of the generator in which every row of a batch gets its own delta (grouped
+convolutions), so B images tune together and the shared generator is never modified.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from latentedit.workers.methods.inversion.protocol import Renderer, generate
+
+_TUNABLE = (nn.ConvTranspose2d, nn.Conv2d, nn.Linear, nn.BatchNorm2d)
+
+
+def tunable_parameters(
+    generator: nn.Module, layers: tuple[str, ...] = ()
+) -> dict[str, tuple[str, nn.Module]]:
+    """Parameter name -> (kind, owning module) for the tensors tuning may change.
+
+    kind is "lowrank" for 2-D+ weights of conv/linear layers, "full" for vectors
+    (biases, BatchNorm affine). ``layers``: parameter-name prefixes to keep (() = all).
+    """
+    out: dict[str, tuple[str, nn.Module]] = {}
+    for mod_name, module in generator.named_modules():
+        if not isinstance(module, _TUNABLE):
+            continue
+        if isinstance(module, nn.ConvTranspose2d | nn.Conv2d) and module.groups != 1:
+            continue
+        for p_name, p in module.named_parameters(recurse=False):
+            name = f"{mod_name}.{p_name}" if mod_name else p_name
+            if layers and not any(name.startswith(prefix) for prefix in layers):
+                continue
+            out[name] = ("lowrank" if p.ndim >= 2 else "full", module)
+    return out
+
+
+class Tuner:
+    """A private copy of the generator whose conv/linear/BatchNorm layers add per-image deltas.
+
+    ``factors`` holds, per tuned parameter, the per-row tensors of the rows being run:
+    "<name>.u" (M, a, r) and "<name>.v" (M, r, rest) for a low-rank weight delta
+    u @ v (reshaped like the weight), or "<name>.d" (M, *shape) for a full delta.
+    The shared generator is never modified (thread-safe with concurrent renders).
+    """
+
+    def __init__(self, generator: nn.Module, layers: tuple[str, ...] = ()) -> None:
+        self.module = copy.deepcopy(generator).eval().requires_grad_(False)
+        self.params = tunable_parameters(self.module, layers)
+        self.factors: dict[str, Tensor] = {}
+        by_module: dict[int, list[str]] = {}
+        for name, (_, module) in self.params.items():
+            by_module.setdefault(id(module), []).append(name)
+        for _, module in self.module.named_modules():
+            names = by_module.get(id(module))
+            if names:
+                module.register_forward_hook(self._hook(module, names))
+
+    def _hook(self, module: nn.Module, names: list[str]) -> Callable[..., Tensor]:
+        weight_name = next((n for n in names if n.endswith("weight")), None)
+        bias_name = next((n for n in names if n.endswith("bias")), None)
+
+        def hook(mod: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
+            if not self.factors:
+                return output
+            x = inputs[0]
+            extra = _module_delta(mod, x, self.factors, weight_name, bias_name)
+            return output if extra is None else output + extra.to(output.dtype)
+
+        return hook
+
+    def __call__(self, z: Tensor, residual: Tensor | None, factors: dict[str, Tensor]) -> Tensor:
+        self.factors = factors
+        try:
+            return generate(self.module, z, residual)
+        finally:
+            self.factors = {}
+
+
+def _lowrank_weight(factors: dict[str, Tensor], name: str) -> tuple[Tensor, Tensor] | None:
+    u = factors.get(f"{name}.u")
+    v = factors.get(f"{name}.v")
+    return None if u is None or v is None else (u, v)
+
+
+def _module_delta(
+    mod: nn.Module,
+    x: Tensor,
+    factors: dict[str, Tensor],
+    weight_name: str | None,
+    bias_name: str | None,
+) -> Tensor | None:
+    """The per-row change of ``mod``'s output caused by the deltas in ``factors``."""
+    m = x.shape[0]
+    x = x.float()
+    extra: Tensor | None = None
+    if isinstance(mod, nn.BatchNorm2d):
+        mean = cast(Tensor, mod.running_mean).float()
+        var = cast(Tensor, mod.running_var).float()
+        x_hat = (x - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + mod.eps)
+        dw = factors.get(f"{weight_name}.d") if weight_name else None
+        db = factors.get(f"{bias_name}.d") if bias_name else None
+        if dw is not None:
+            extra = x_hat * dw[:, :, None, None]
+        if db is not None:
+            e = db[:, :, None, None].expand_as(x_hat)
+            extra = e if extra is None else extra + e
+        return extra
+    assert isinstance(mod, nn.ConvTranspose2d | nn.Conv2d | nn.Linear)
+    weight = mod.weight
+    if weight_name is not None:
+        lr_w = _lowrank_weight(factors, weight_name)
+        full = factors.get(f"{weight_name}.d")
+        if isinstance(mod, nn.Linear):
+            if lr_w is not None:
+                u, v = lr_w  # (M, out, r), (M, r, in)
+                extra = torch.einsum("mor,mr...->mo...", u, torch.einsum("mri,mi->mr", v, x))
+            elif full is not None:
+                extra = torch.einsum("moi,mi->mo", full, x)
+        else:
+            extra = _conv_delta(mod, x, lr_w, full, weight.shape)
+    if bias_name is not None and f"{bias_name}.d" in factors:
+        db = factors[f"{bias_name}.d"]
+        b = db.view(m, -1, *([1] * (x.ndim - 2)))
+        extra = b if extra is None else extra + b
+    return extra
+
+
+def _conv_delta(
+    mod: nn.ConvTranspose2d | nn.Conv2d,
+    x: Tensor,
+    lowrank: tuple[Tensor, Tensor] | None,
+    full: Tensor | None,
+    shape: torch.Size,
+) -> Tensor | None:
+    """Per-row conv(x_m, delta_m) as one grouped convolution over the M rows."""
+    m = x.shape[0]
+    if lowrank is None and full is None:
+        return None
+    transposed = isinstance(mod, nn.ConvTranspose2d)
+    if lowrank is not None:
+        u, v = lowrank
+        r = u.shape[2]
+        if transposed:
+            # W (Cin, Cout, k, k) ~ u (Cin, r) @ v (r, Cout*k*k): convT(u^T x, v)
+            y = torch.einsum("mchw,mcr->mrhw", x, u)
+            w = v.reshape(m * r, *shape[1:])
+            out = F.conv_transpose2d(
+                y.reshape(1, m * r, *y.shape[2:]),
+                w,
+                stride=mod.stride,
+                padding=mod.padding,  # type: ignore[arg-type]
+                output_padding=mod.output_padding,
+                groups=m,
+                dilation=mod.dilation,
+            )
+            return out.view(m, shape[1], *out.shape[2:])
+        # W (Cout, Cin, k, k) ~ u (Cout, r) @ v (r, Cin*k*k): u conv(x, v)
+        w = v.reshape(m * r, *shape[1:])
+        y = F.conv2d(
+            x.reshape(1, -1, *x.shape[2:]),
+            w,
+            stride=mod.stride,
+            padding=mod.padding,
+            dilation=mod.dilation,
+            groups=m,
+        )
+        y = y.view(m, r, *y.shape[2:])
+        return torch.einsum("mrhw,mor->mohw", y, u)
+    assert full is not None
+    w = full.reshape(m * shape[0], *shape[1:])
+    if transposed:
+        out = F.conv_transpose2d(
+            x.reshape(1, -1, *x.shape[2:]),
+            w,
+            stride=mod.stride,
+            padding=mod.padding,  # type: ignore[arg-type]
+            output_padding=mod.output_padding,
+            groups=m,
+            dilation=mod.dilation,
+        )
+        return out.view(m, shape[1], *out.shape[2:])
+    out = F.conv2d(
+        x.reshape(1, -1, *x.shape[2:]),
+        w,
+        stride=mod.stride,
+        padding=mod.padding,
+        dilation=mod.dilation,
+        groups=m,
+    )
+    return out.view(m, shape[0], *out.shape[2:])
+
+
+def init_factors(
+    tuner: Tuner, rows: int, rank: int, device: torch.device
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Trainable per-row factors (in relative units) and their scales to generator units.
+
+    Low-rank: u = 0, v ~ N(0, 1) (one fixed draw shared by all rows, so an image's
+    result does not depend on its batch mates); full deltas start at 0.
+    """
+    gen = torch.Generator().manual_seed(0)
+    factors: dict[str, Tensor] = {}
+    scales: dict[str, Tensor] = {}
+    named = dict(tuner.module.named_parameters())
+    for name, (kind, _) in tuner.params.items():
+        p = named[name].detach().float()
+        rms = p.square().mean().sqrt().clamp_min(1e-3)
+        if kind == "lowrank" and rank > 0:
+            a, rest = p.shape[0], p[0].numel()
+            v = torch.randn(rank, rest, generator=gen).to(device)
+            factors[f"{name}.u"] = torch.zeros(rows, a, rank, device=device)
+            factors[f"{name}.v"] = v.expand(rows, rank, rest).clone()
+            scales[f"{name}.u"] = rms / math.sqrt(rank)
+            scales[f"{name}.v"] = torch.ones((), device=device)
+        else:
+            factors[f"{name}.d"] = torch.zeros(rows, *p.shape, device=device)
+            scales[f"{name}.d"] = rms
+    return factors, scales
+
+
+def scaled(factors: dict[str, Tensor], scales: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v * scales[k] for k, v in factors.items()}
+
+
+def delta_nbytes(delta: dict[str, Tensor]) -> int:
+    """Bytes of a delta's tensors as stored (fp16)."""
+    return sum(t.numel() * t.element_size() for t in delta.values())
+
+
+def _delta_tensor(delta: dict[str, Tensor], name: str, shape: torch.Size) -> Tensor | None:
+    if f"{name}.d" in delta:
+        return delta[f"{name}.d"].float().reshape(shape)
+    if f"{name}.u" in delta:
+        u, v = delta[f"{name}.u"].float(), delta[f"{name}.v"].float()
+        return (u @ v).reshape(shape)
+    return None
+
+
+@contextmanager
+def apply_delta(generator: nn.Module, delta: dict[str, Tensor]) -> Iterator[nn.Module]:
+    """Add a tuning delta to ``generator``'s weights in place, restoring them exactly on exit.
+
+    Mutates the shared module: hold it exclusively meanwhile (no concurrent renders);
+    :func:`render` gives the same images without mutation.
+    """
+    named = dict(generator.named_parameters())
+    saved: dict[str, Tensor] = {}
+    try:
+        with torch.no_grad():
+            for name, p in named.items():
+                d = _delta_tensor(delta, name, p.shape)
+                if d is None:
+                    continue
+                saved[name] = p.detach().clone()
+                p.copy_((p.float() + d.to(p.device)).to(p.dtype))
+        unknown = {k.rsplit(".", 1)[0] for k in delta} - set(named)
+        if unknown:
+            raise KeyError(f"delta names unknown parameters: {sorted(unknown)}")
+        yield generator
+    finally:
+        with torch.no_grad():
+            for name, value in saved.items():
+                named[name].copy_(value)
+
+
+def render(
+    generator: Renderer,
+    z: Tensor,
+    residual: Tensor | None = None,
+    deltas: list[dict[str, Tensor] | None] | None = None,
+) -> Tensor:
+    """Images of codes: z (N, d), optional residuals (N, C, h, w) and per-row tuning deltas.
+
+    -> (N, 3, H, W) float32 in [-1, 1]; no grad. Rows with a None delta use the plain
+    generator. The shared generator is not modified.
+    """
+    with torch.no_grad():
+        if not deltas or all(d is None for d in deltas):
+            return generate(generator, z, residual)
+        if not isinstance(generator, nn.Module):
+            raise TypeError("tuning deltas need an nn.Module generator")
+        if len(deltas) != len(z):
+            raise ValueError(f"{len(deltas)} deltas for {len(z)} codes")
+        keys = sorted({k for d in deltas if d is not None for k in d})
+        names = {k.rsplit(".", 1)[0] for k in keys}
+        tuner = Tuner(generator, tuple(names))
+        missing = names - set(tuner.params)
+        if missing:
+            raise KeyError(f"delta names untunable parameters: {sorted(missing)}")
+        template = next(d for d in deltas if d is not None)
+        factors = {}
+        for k in keys:
+            ref = template[k] if k in template else next(d[k] for d in deltas if d and k in d)
+            rows = [
+                (d[k] if d is not None and k in d else torch.zeros_like(ref)).float()
+                for d in deltas
+            ]
+            factors[k] = torch.stack(rows).to(z.device)
+        return tuner(z, residual, factors)

@@ -1,0 +1,143 @@
+"""Invert jobs that ask for w or w+ codes (style generators): optimisation from w_avg.
+
+Jobs of one space are optimised as one batch (per-image losses are independent, so
+batching changes nothing but speed); each job gets its own result, PSNR and SSIM
+measured on the uint8 reconstruction against the preprocessed target, as for z.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import numpy as np
+import torch
+
+from latentedit import validate
+from latentedit.codec import decode_image, encode_image, to_tensor
+from latentedit.errors import InvalidArgument
+from latentedit.v1 import jobs_pb2
+from latentedit.v1 import latentedit_pb2 as pb
+from latentedit.validate import Limits
+from latentedit.workers.methods import inversion as inv
+from latentedit.workers.methods.inversion.metrics import psnr_uint8
+from latentedit.workers.methods.preprocess import Crop, preprocess
+from latentedit.workers.methods.style_projection import DEFAULT_STEPS, project
+from latentedit.workers.models.runtime import LoadedModel, from_uint8
+from latentedit.workers.spaces import render_codes, spaces_of
+
+STYLE_INVERT_METHODS = ("optimize",)
+
+
+def check(req: pb.InvertRequest, model: LoadedModel, limits: Limits) -> str:
+    """Validate a w / w+ invert request; -> the space."""
+    space, _ = validate.space_request(req, spaces_of(model))
+    validate.invert(req, ["optimize", *([req.method] if req.method else [])], limits)
+    if (req.method or "optimize") not in STYLE_INVERT_METHODS:
+        raise InvalidArgument(
+            f"method {req.method!r} inverts to z codes; "
+            f"in {space!r} use {list(STYLE_INVERT_METHODS)}"
+        )
+    if req.restarts > 1 or req.prior_weight:
+        raise InvalidArgument(
+            f"restarts and prior_weight apply to z inversion; {space!r} starts from w_avg"
+        )
+    return space
+
+
+def _targets(
+    req: pb.InvertRequest, model: LoadedModel, limits: Limits
+) -> tuple[np.ndarray, list[Crop]]:
+    pixels, crops = [], []
+    for i, image in enumerate(req.images):
+        p, crop = preprocess(
+            decode_image(image, limits.max_pixels, f"images[{i}]"), model.spec.resolution
+        )
+        pixels.append(p)
+        crops.append(crop)
+    return np.stack(pixels), crops
+
+
+Publish = Callable[[jobs_pb2.Job, jobs_pb2.JobResult], Coroutine[Any, Any, None]]
+
+
+def _progress(
+    members: list[jobs_pb2.Job],
+    counts: list[int],
+    publish: Publish | None,
+    loop: asyncio.AbstractEventLoop,
+) -> Callable[[int, int, float, np.ndarray], bool]:
+    """A projector callback sending InvertProgress to the jobs that asked for it."""
+    offsets = np.cumsum([0, *counts])
+
+    def report(step: int, total: int, loss: float, psnr: np.ndarray) -> bool:
+        for i, job in enumerate(members):
+            if job.stream_progress and publish is not None:
+                event = pb.InvertProgress(
+                    step=step,
+                    total_steps=total,
+                    loss=loss,
+                    psnr=psnr[offsets[i] : offsets[i + 1]].tolist(),
+                    method="optimize",
+                )
+                result = jobs_pb2.JobResult(job_id=job.id, progress=event)
+                asyncio.run_coroutine_threadsafe(publish(job, result), loop)
+        return False  # never stops early (cancellation is not wired for w / w+)
+
+    return report
+
+
+async def run_style_inversions(
+    model: LoadedModel,
+    jobs: list[jobs_pb2.Job],
+    limits: Limits,
+    publish: Publish | None = None,
+) -> list[jobs_pb2.JobResult]:
+    """Invert every job (all w or w+, already checked) as one batch per space and step budget.
+
+    Jobs that asked for progress (InvertStream) get InvertProgress events through ``publish``
+    every 10 steps.
+    """
+    loop = asyncio.get_running_loop()
+    results: dict[str, jobs_pb2.JobResult] = {}
+    groups: dict[tuple[str, int], list[jobs_pb2.Job]] = {}
+    for job in jobs:
+        space = validate.space(job.invert.space, spaces_of(model))
+        groups.setdefault((space, job.invert.steps or DEFAULT_STEPS[space]), []).append(job)
+    for (space, steps), members in groups.items():
+        prepared = [_targets(j.invert, model, limits) for j in members]
+        pixels = np.concatenate([p for p, _ in prepared])
+        start = time.perf_counter()
+        seed = members[0].invert.seed
+        progress = _progress(members, [len(p) for p, _ in prepared], publish, loop)
+        out = await asyncio.to_thread(
+            project, model, from_uint8(pixels, model.device), space, steps, seed, progress
+        )
+        recon = await asyncio.to_thread(render_codes, model, out.codes, space)
+        seconds = time.perf_counter() - start
+        with torch.no_grad():
+            ssim = inv.ssim(from_uint8(recon) * 0.5 + 0.5, from_uint8(pixels) * 0.5 + 0.5).numpy()
+        psnr = psnr_uint8(recon, pixels)
+        offset = 0
+        for job, (p, crops) in zip(members, prepared, strict=True):
+            sl = slice(offset, offset + len(p))
+            offset += len(p)
+            fmt = job.invert.image_format
+            results[job.id] = jobs_pb2.JobResult(
+                job_id=job.id,
+                invert=pb.InvertResponse(
+                    model_version=model.version,
+                    latents=to_tensor(out.codes[sl]),
+                    reconstructions=[encode_image(x, fmt) for x in recon[sl]],
+                    psnr=psnr[sl].tolist(),
+                    ssim=ssim[sl].tolist(),
+                    steps=out.steps,
+                    seconds=seconds,
+                    method="optimize",
+                    methods=["optimize"] * len(p),
+                    crops=[pb.CropBox(left=c.left, top=c.top, size=c.size) for c in crops],
+                ),
+            )
+    return [results[j.id] for j in jobs]
