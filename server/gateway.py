@@ -406,12 +406,16 @@ async def create_server(
 
     async def close(grace: float = 30.0) -> None:
         """Drain: health NOT_SERVING, new calls refused, calls in flight get ``grace`` s."""
+        log.info("draining: health NOT_SERVING, open watches end")
         draining.set()
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(watcher, 2.0)
         await asyncio.sleep(DRAIN_NOTICE_S)  # health checkers see NOT_SERVING before we go
+        log.info("stopping: calls in flight get %.0f s", grace)
         await server.stop(grace)
+        log.info("gRPC server stopped; closing the queue")
         await queue.close()
+        log.info("gateway closed")
 
     return server, port, close
 

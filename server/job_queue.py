@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from latentedit import keys
+from latentedit.aiotasks import stop_tasks
 from latentedit.errors import (
     DeadlineExceeded,
     NotFound,
@@ -80,6 +81,7 @@ class JobQueue:
         self._waiting: dict[str, _Waiter] = {}
         self._reader: asyncio.Task[None] | None = None
         self._monitor: asyncio.Task[None] | None = None
+        self._closing = False  # the loops' stop flag (a cancel alone can be lost: aiotasks.py)
         self.reachable = False  # Redis answered the last check
         self.served: dict[str, bool] = {}  # model -> some live worker serves it (last check)
         self._marked = False  # this gateway's marker was set at least once
@@ -94,17 +96,14 @@ class JobQueue:
         self._monitor = asyncio.create_task(self._watch())
 
     async def close(self) -> None:
-        for task in (self._monitor, self._reader):
-            if task:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        self._closing = True
+        await stop_tasks([self._monitor, self._reader])
         with contextlib.suppress(RedisError, OSError):
             await self.redis.delete(self.reply_stream, self.marker)
         await self.redis.aclose()
 
     async def _watch(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(MONITOR_EVERY_S)
             try:
                 await self.check()
@@ -252,7 +251,7 @@ class JobQueue:
 
     async def _read_replies(self) -> None:
         last_id = "0-0"  # the stream is this gateway's alone; read from its start
-        while True:
+        while not self._closing:
             try:
                 reply: Any = await self.redis.xread(
                     {self.reply_stream: last_id}, block=1000, count=256

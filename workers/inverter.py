@@ -16,7 +16,6 @@ new one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import threading
@@ -32,6 +31,7 @@ import torch
 from redis.asyncio import Redis
 
 from latentedit import keys, validate
+from latentedit.aiotasks import stop_tasks
 from latentedit.codec import decode_image, encode_image, to_tensor
 from latentedit.errors import Cancelled, NotFound, Unavailable
 from latentedit.v1 import jobs_pb2
@@ -182,9 +182,7 @@ class Inverter:
                 method = m.job.invert.method or "optimize"
                 yield m.job, (await self._results(model, method, [m], res))[0]
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            await stop_tasks([watcher])
 
     async def run(
         self, model: LoadedModel, jobs: list[jobs_pb2.Job], publish: Any

@@ -38,6 +38,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from latentedit import keys
+from latentedit.aiotasks import stop_tasks
 from latentedit.errors import Internal, InvalidArgument, LatentEditError
 from latentedit.jobstate import TERMINAL, JobStore
 from latentedit.v1 import jobs_pb2
@@ -218,10 +219,7 @@ class TrainingLane:
     async def close(self) -> None:
         """Stop taking jobs; checkpoint and requeue running ones (they resume elsewhere)."""
         self._stopping.set()
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        await stop_tasks([self._loop_task])
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -235,7 +233,7 @@ class TrainingLane:
         with contextlib.suppress(RedisError, OSError):
             await self._create_groups()
         last_claim = 0.0
-        while True:
+        while not self._stopping.is_set():
             await self._slots.acquire()
             try:
                 entry = None

@@ -39,6 +39,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from latentedit import keys
+from latentedit.aiotasks import stop_tasks
 from latentedit.v1 import jobs_pb2
 from latentedit.workers.direction_store import DirectionStore
 from latentedit.workers.jobs import HEAVY_KINDS, JobRunner
@@ -422,9 +423,7 @@ class Worker:
             await self._outbox.drain()
         finally:
             await self.training.close()  # checkpoint + requeue before the heartbeat goes
-            for task in tasks.values():
-                task.cancel()
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            await stop_tasks(tasks.values())
             with contextlib.suppress(Exception):
                 await self.redis.delete(keys.worker_heartbeat(self.id))
             await self.redis.aclose()
