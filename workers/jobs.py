@@ -15,8 +15,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -41,6 +43,7 @@ from latentedit.workers.style_inverter import run_style_inversions
 __all__ = ["DISCOVER_METHODS", "HEAVY_KINDS", "INVERT_METHODS", "JobRunner", "error_result"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RENDER_KINDS = ("generate", "edit", "conditional_edit")
 # Jobs that take seconds or more run in the worker's heavy lane, beside the render lane.
@@ -118,7 +121,11 @@ class JobRunner:
         store: DirectionStore,
         limits: Limits,
         extra_scorers: dict[str, dict[str, Scorer]] | None = None,
+        render_pool: Executor | None = None,
     ):
+        """``render_pool``: where the hot path renders and encodes (None: asyncio's default
+        executor); a worker gives it one dedicated thread (:mod:`.torch_threads`)."""
+        self.render_pool = render_pool
         self.models = models
         self.store = store
         self.limits = limits
@@ -210,7 +217,7 @@ class JobRunner:
             # The common case in one thread hop: render, signal ``rendered``, encode.
             loop = asyncio.get_running_loop()
             signal = rendered and partial(loop.call_soon_threadsafe, rendered)
-            done = await asyncio.to_thread(_render_and_finish, model, plans, signal)
+            done = await self._hop(_render_and_finish, model, plans, signal)
             if done is not None:
                 return done
             rendered = None  # already signalled
@@ -220,7 +227,7 @@ class JobRunner:
             for space in sorted({plans[i][1].space for i in fused}):
                 group = [i for i in fused if plans[i][1].space == space]
                 counts = [len(plans[i][1].latents) for i in group]
-                pixels = await asyncio.to_thread(
+                pixels = await self._hop(
                     render_codes,
                     model,
                     np.concatenate([plans[i][1].latents for i in group]),
@@ -236,13 +243,17 @@ class JobRunner:
                 continue
             render = plan.render or partial(render_codes, model, plan.latents, plan.space)
             try:
-                chunks[i] = await asyncio.to_thread(render)
+                chunks[i] = await self._hop(render)
             except Exception:
                 log.exception("render failed")
         if rendered is not None:
             rendered()
         # All jobs' encodings in one thread hop: per-hop overhead is per batch, not per job.
-        return await asyncio.to_thread(_finish_all, plans, chunks)
+        return await self._hop(_finish_all, plans, chunks)
+
+    async def _hop(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the render thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.render_pool, fn, *args)
 
     async def _plan(self, model: LoadedModel, job: jobs_pb2.Job) -> RenderPlan:
         kind = job.WhichOneof("request")
@@ -262,7 +273,11 @@ class JobRunner:
         else:
             psi = req.truncation_psi if req.HasField("truncation_psi") else None
             seeded = lm.seeded_latents(source, model.latent_dim)
-            z = await asyncio.to_thread(seeded_codes, model, seeded, space, psi)
+            z = (
+                seeded  # z: nothing to map, no thread hop
+                if space == "z"
+                else await self._hop(seeded_codes, model, seeded, space, psi)
+            )
         render = await self._extras_renderer(model, req.extras, len(z), 1)
 
         def finish(pixels: np.ndarray) -> jobs_pb2.JobResult:

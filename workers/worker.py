@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -48,6 +49,7 @@ from latentedit.workers.models.runtime import LoadedModel, load_model
 from latentedit.workers.outbox import Outbox
 from latentedit.workers.recovery import Entry, Recovery, parse_entries
 from latentedit.workers.scorers import load_torchscript_scorer
+from latentedit.workers.torch_threads import render_executor, serial_here
 from latentedit.workers.training_jobs import TrainingLane
 from latentedit.workers.worker_settings import WorkerSettings, model_info
 
@@ -77,8 +79,7 @@ class Worker:
     def __init__(self, settings: WorkerSettings, models: dict[str, LoadedModel] | None = None):
         self.settings = settings
         self.id = settings.worker_id
-        if settings.torch_threads:
-            torch.set_num_threads(settings.torch_threads)
+        self.render_pool = render_executor(settings.torch_threads or torch.get_num_threads())
         self.models = models or {
             name: load_model(
                 get_spec(name, settings.registry),
@@ -93,7 +94,9 @@ class Worker:
             model: {name: load_torchscript_scorer(path, name) for name, path in files.items()}
             for model, files in settings.scorer_files.items()
         }
-        self.runner = JobRunner(self.models, DirectionStore(self.redis), settings.limits, extra)
+        self.runner = JobRunner(
+            self.models, DirectionStore(self.redis), settings.limits, extra, self.render_pool
+        )
         self.streams = {keys.job_stream(name): name for name in self.models}
         self.recovery = Recovery(self.redis, self.id, list(self.streams), MAX_DELIVERIES)
         # Before the catalogue: the lane loads trainer plugins that ModelInfo lists.
@@ -427,6 +430,7 @@ class Worker:
             with contextlib.suppress(Exception):
                 await self.redis.delete(keys.worker_heartbeat(self.id))
             await self.redis.aclose()
+            self.render_pool.shutdown(wait=False)
             log.info("worker %s stopped", self.id)
 
 
@@ -436,6 +440,11 @@ async def serve(settings: WorkerSettings) -> None:
 
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
+    # The loop thread runs torch serially; renders and heavy work get the intra-op threads.
+    settings = dataclasses.replace(
+        settings, torch_threads=settings.torch_threads or torch.get_num_threads()
+    )
+    serial_here(settings.torch_threads)
     worker = Worker(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
