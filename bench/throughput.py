@@ -65,6 +65,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -459,60 +460,51 @@ def print_report(
 def concurrency_sweep(
     on: Service, off: Service, args: argparse.Namespace
 ) -> dict[str, dict[str, float]]:
-    """Batching on / off (RAW) at each concurrency of ``--sweep``, side by side."""
+    """Batching on / off (RAW) at each concurrency of ``--sweep``, side by side.
+
+    ``--sweep-rounds`` rounds per concurrency, the order of on and off alternating between
+    rounds (whichever runs second meets a warmer machine); medians over the rounds.
+    """
     out = {}
     for clients in (int(c) for c in args.sweep.split(",")):
         requests = max(args.sweep_calls // clients, 2)
-        loads = {
-            label: run_load(
-                svc, "raw", clients, requests, args.rows, args.call_timeout, args.load_timeout
+        rounds: list[dict[str, Load]] = []
+        for r in range(args.sweep_rounds):
+            order = (("on", on), ("off", off)) if r % 2 == 0 else (("off", off), ("on", on))
+            rounds.append(
+                {
+                    label: run_load(
+                        svc,
+                        "raw",
+                        clients,
+                        requests,
+                        args.rows,
+                        args.call_timeout,
+                        args.load_timeout,
+                    )  # fmt: skip
+                    for label, svc in order
+                }
             )
-            for label, svc in (("on", on), ("off", off))
-        }
+
+        def median(f: Callable[[dict[str, Load]], float]) -> float:
+            return float(np.median([f(x) for x in rounds]))
+
         out[str(clients)] = {
-            "on_images_per_s": loads["on"].images_per_s,
-            "off_images_per_s": loads["off"].images_per_s,
-            "on_over_off": loads["on"].images_per_s / loads["off"].images_per_s,
-            "on_p50_ms": loads["on"].summary()["p50_ms"],
-            "off_p50_ms": loads["off"].summary()["p50_ms"],
-            "on_jobs_per_batch": loads["on"].jobs_per_batch,
-            "on_busy": loads["on"].worker_busy,
+            "on_images_per_s": median(lambda x: x["on"].images_per_s),
+            "off_images_per_s": median(lambda x: x["off"].images_per_s),
+            "on_over_off": median(lambda x: x["on"].images_per_s / x["off"].images_per_s),
+            "on_p50_ms": median(lambda x: x["on"].summary()["p50_ms"]),
+            "off_p50_ms": median(lambda x: x["off"].summary()["p50_ms"]),
+            "on_jobs_per_batch": median(lambda x: x["on"].jobs_per_batch),
+            "on_busy": median(lambda x: x["on"].worker_busy),
         }
-        log.info("sweep %d clients: on/off %.2f", clients, out[str(clients)]["on_over_off"])
+        log.info(
+            "sweep %d clients: on/off %.2f (rounds: %s)",
+            clients,
+            out[str(clients)]["on_over_off"],
+            " ".join(f"{x['on'].images_per_s / x['off'].images_per_s:.2f}" for x in rounds),
+        )
     return out
-
-
-def single_latency(service: Service, model: Any, calls: int) -> dict[str, float]:
-    """One client, one image per Generate, one call at a time: p50/p99 ms. Then, apart (an
-    in-process render beside each call would compete with the worker for the cores, torch's
-    threads spinning after each render): ListModels (the round trip without a job) and
-    ``model.render`` of one latent in this process (the generator's own share), p50 ms."""
-    z = latents(1)
-    with Client(service.stack.target, timeout=30, retries=0) as client:
-        for seed in range(10):
-            client.generate(SERVED.model, seeds=[seed], image_format="raw")  # warm up
-        gen, listing, render = [], [], []
-        for seed in range(calls):
-            start = time.perf_counter()
-            client.generate(SERVED.model, seeds=[seed], image_format="raw")
-            gen.append(time.perf_counter() - start)
-        for _ in range(calls):
-            start = time.perf_counter()
-            client.models()
-            listing.append(time.perf_counter() - start)
-    for _ in range(10):
-        model.render(z)  # warm up
-    for _ in range(calls):
-        start = time.perf_counter()
-        model.render(z)
-        render.append(time.perf_counter() - start)
-    ms = np.array(gen) * 1000
-    return {
-        "generate_p50_ms": float(np.percentile(ms, 50)),
-        "generate_p99_ms": float(np.percentile(ms, 99)),
-        "list_models_p50_ms": float(np.median(listing) * 1000),
-        "in_process_render_p50_ms": float(np.median(render) * 1000),
-    }
 
 
 def print_sweep(swept: dict[str, dict[str, float]]) -> None:
@@ -559,6 +551,9 @@ def main() -> None:
         "--sweep", default="", help="concurrencies for batching on / off, e.g. 1,2,4,8,16,32,64"
     )
     parser.add_argument("--sweep-calls", type=int, default=128, help="calls per sweep load")
+    parser.add_argument(
+        "--sweep-rounds", type=int, default=3, help="sweep rounds (order alternating); medians"
+    )
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="batching on: gathering")
     parser.add_argument(
         "--latency-calls", type=int, default=200, help="one-image Generate calls, one at a time"
