@@ -481,12 +481,14 @@ def concurrency_sweep(
                         args.rows,
                         args.call_timeout,
                         args.load_timeout,
-                    )  # fmt: skip
+                    )
                     for label, svc in order
                 }
             )
 
-        def median(f: Callable[[dict[str, Load]], float]) -> float:
+        def median(
+            f: Callable[[dict[str, Load]], float], rounds: list[dict[str, Load]] = rounds
+        ) -> float:
             return float(np.median([f(x) for x in rounds]))
 
         out[str(clients)] = {
@@ -505,6 +507,39 @@ def concurrency_sweep(
             " ".join(f"{x['on'].images_per_s / x['off'].images_per_s:.2f}" for x in rounds),
         )
     return out
+
+
+def single_latency(service: Service, model: Any, calls: int) -> dict[str, float]:
+    """One client, one image per Generate, one call at a time: p50/p99 ms. Then, apart (an
+    in-process render beside each call would compete with the worker for the cores, torch's
+    threads spinning after each render): ListModels (the round trip without a job) and
+    ``model.render`` of one latent in this process (the generator's own share), p50 ms."""
+    z = latents(1)
+    with Client(service.stack.target, timeout=30, retries=0) as client:
+        for seed in range(10):
+            client.generate(SERVED.model, seeds=[seed], image_format="raw")  # warm up
+        gen, listing, render = [], [], []
+        for seed in range(calls):
+            start = time.perf_counter()
+            client.generate(SERVED.model, seeds=[seed], image_format="raw")
+            gen.append(time.perf_counter() - start)
+        for _ in range(calls):
+            start = time.perf_counter()
+            client.models()
+            listing.append(time.perf_counter() - start)
+    for _ in range(10):
+        model.render(z)  # warm up
+    for _ in range(calls):
+        start = time.perf_counter()
+        model.render(z)
+        render.append(time.perf_counter() - start)
+    ms = np.array(gen) * 1000
+    return {
+        "generate_p50_ms": float(np.percentile(ms, 50)),
+        "generate_p99_ms": float(np.percentile(ms, 99)),
+        "list_models_p50_ms": float(np.median(listing) * 1000),
+        "in_process_render_p50_ms": float(np.median(render) * 1000),
+    }
 
 
 def print_sweep(swept: dict[str, dict[str, float]]) -> None:
