@@ -90,17 +90,7 @@ def _model_worker_args(args: argparse.Namespace) -> list[str]:
     return out
 
 
-#: OpenMP threads spin this many rounds waiting for the next parallel op before they sleep
-#: (libgomp's default, 300,000, burns CPU between a worker's batches: service CPU per image
-#: 1.44x in-process; 10,000: 1.18x with one-image latency unchanged, bench/throughput.py).
-#: Read when torch loads, so set before the import; an operator's own value wins.
-GOMP_SPINCOUNT = "10000"
-
-
 def _worker(args: argparse.Namespace) -> None:
-    if "torch" in sys.modules:
-        logging.warning("torch is already loaded: GOMP_SPINCOUNT cannot take effect")
-    os.environ.setdefault("GOMP_SPINCOUNT", GOMP_SPINCOUNT)
     from latentedit.workers.training_jobs import TrainingSettings
     from latentedit.workers.worker import WorkerSettings, serve
 

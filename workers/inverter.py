@@ -22,6 +22,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Generator
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -71,7 +72,15 @@ class _Member:
 
 
 class Inverter:
-    def __init__(self, redis: Redis, limits: Limits, max_images: int = 64) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        limits: Limits,
+        max_images: int = 64,
+        executor: Executor | None = None,
+    ) -> None:
+        """``executor``: where sessions run their rounds (None: a thread per session)."""
+        self.executor = executor
         self.redis = redis
         self.limits = limits
         self._encoders: dict[str, tuple[float, Encoder]] = {}  # model -> (mtime, encoder)
@@ -148,7 +157,9 @@ class Inverter:
         """The running session of (model, method) that new jobs join."""
         key = (model.name, method)
         if key not in self._sessions:
-            self._sessions[key] = Session(f"{model.name}/{method}", self.max_images)
+            self._sessions[key] = Session(
+                f"{model.name}/{method}", self.max_images, executor=self.executor
+            )
         return self._sessions[key]
 
     async def stream(

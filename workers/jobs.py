@@ -123,8 +123,9 @@ class JobRunner:
         extra_scorers: dict[str, dict[str, Scorer]] | None = None,
         render_pool: Executor | None = None,
     ):
-        """``render_pool``: where the hot path renders and encodes (None: asyncio's default
-        executor); a worker gives it one dedicated thread (:mod:`.torch_threads`)."""
+        """``render_pool``: where the hot path renders and encodes and inversion sessions
+        run their rounds (None: asyncio's default executor and session threads); a worker
+        gives it its one compute thread (:mod:`.torch_threads`)."""
         self.render_pool = render_pool
         self.models = models
         self.store = store
@@ -136,7 +137,7 @@ class JobRunner:
             for name, m in models.items()
         }
         self.discovery = Discovery(self.tools, store, limits)
-        self.inverter = Inverter(store.redis, limits)
+        self.inverter = Inverter(store.redis, limits, executor=render_pool)
         self.learned = LearnedSets(store)  # directions of learned (nonlinear) sets
 
     async def run_batch(

@@ -49,7 +49,7 @@ from latentedit.workers.models.runtime import LoadedModel, load_model
 from latentedit.workers.outbox import Outbox
 from latentedit.workers.recovery import Entry, Recovery, parse_entries
 from latentedit.workers.scorers import load_torchscript_scorer
-from latentedit.workers.torch_threads import render_executor, serial_here
+from latentedit.workers.torch_threads import compute_executor, heavy_executor, serial_by_default
 from latentedit.workers.training_jobs import TrainingLane
 from latentedit.workers.worker_settings import WorkerSettings, model_info
 
@@ -79,7 +79,9 @@ class Worker:
     def __init__(self, settings: WorkerSettings, models: dict[str, LoadedModel] | None = None):
         self.settings = settings
         self.id = settings.worker_id
-        self.render_pool = render_executor(settings.torch_threads or torch.get_num_threads())
+        # One OpenMP team per process (torch_threads.py): the compute thread's.
+        self.compute = compute_executor(settings.torch_threads or torch.get_num_threads())
+        self.heavy_pool = heavy_executor()
         self.models = models or {
             name: load_model(
                 get_spec(name, settings.registry),
@@ -95,7 +97,7 @@ class Worker:
             for model, files in settings.scorer_files.items()
         }
         self.runner = JobRunner(
-            self.models, DirectionStore(self.redis), settings.limits, extra, self.render_pool
+            self.models, DirectionStore(self.redis), settings.limits, extra, self.compute
         )
         self.streams = {keys.job_stream(name): name for name in self.models}
         self.recovery = Recovery(self.redis, self.id, list(self.streams), MAX_DELIVERIES)
@@ -401,6 +403,7 @@ class Worker:
 
     async def run(self) -> None:
         """Serve until :meth:`stop`; the batches in hand are finished and acknowledged first."""
+        asyncio.get_running_loop().set_default_executor(self.heavy_pool)  # to_thread: serial
         while not self._stop.is_set():
             try:
                 await self.setup()
@@ -430,7 +433,8 @@ class Worker:
             with contextlib.suppress(Exception):
                 await self.redis.delete(keys.worker_heartbeat(self.id))
             await self.redis.aclose()
-            self.render_pool.shutdown(wait=False)
+            self.compute.shutdown(wait=False)
+            self.heavy_pool.shutdown(wait=False)
             log.info("worker %s stopped", self.id)
 
 
@@ -440,11 +444,11 @@ async def serve(settings: WorkerSettings) -> None:
 
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
-    # The loop thread runs torch serially; renders and heavy work get the intra-op threads.
+    # Only the compute thread runs torch in parallel (torch_threads.py).
     settings = dataclasses.replace(
         settings, torch_threads=settings.torch_threads or torch.get_num_threads()
     )
-    serial_here(settings.torch_threads)
+    serial_by_default()
     worker = Worker(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

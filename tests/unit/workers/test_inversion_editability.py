@@ -145,3 +145,27 @@ def test_interleaved_step_generators_give_the_results_of_separate_runs(
     while session.in_flight and time.monotonic() < deadline:
         time.sleep(0.01)
     assert session.in_flight == 0
+
+
+def test_a_session_on_an_executor_lets_other_work_in_between_its_slices() -> None:
+    """On the worker's one compute thread, a long inversion runs in slices: a render queued
+    meanwhile runs before the inversion ends, and the inversion still completes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    order: list[str] = []
+    finished = threading.Event()
+
+    def steps():
+        for _ in range(40):
+            time.sleep(0.005)  # one optimiser step
+            yield
+        order.append("inversion done")
+
+    with ThreadPoolExecutor(1) as compute:
+        session = Session("test", executor=compute, slice_s=0.02)
+        session.submit(1, steps, lambda value, error: finished.set())
+        time.sleep(0.03)  # the session holds the thread now
+        compute.submit(order.append, "render").result(10)
+        assert finished.wait(10)
+    assert order == ["render", "inversion done"]
+    assert session.rounds == 41 and session.in_flight == 0

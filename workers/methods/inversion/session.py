@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Generator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,13 +43,24 @@ class Session:
     max_images: images in flight at once (a cohort larger than this still runs, alone).
     """
 
-    def __init__(self, name: str, max_images: int = 64):
+    def __init__(
+        self,
+        name: str,
+        max_images: int = 64,
+        executor: Executor | None = None,
+        slice_s: float = 0.05,
+    ):
+        """``executor``: run the rounds there, in slices of about ``slice_s`` seconds (at
+        least one round), each slice queued behind whatever else waits for that executor;
+        None: in a thread of the session's own while it has work."""
         self.name = name
         self.max_images = max_images
+        self.executor = executor
+        self.slice_s = slice_s
         self._pending: deque[_Cohort] = deque()
         self._running: list[_Cohort] = []
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._active = False  # a thread or a queued slice runs the rounds
         self.rounds = 0  # step rounds run (for tests and metrics)
 
     def submit(self, images: int, start: Callable[[], StepGen], done: Done) -> None:
@@ -55,11 +68,13 @@ class Session:
         ``done(value, error)`` gets its return value or the exception it raised."""
         with self._lock:
             self._pending.append(_Cohort(images, start, done))
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._loop, name=f"invert-{self.name}", daemon=True
-                )
-                self._thread.start()
+            if self._active:
+                return
+            self._active = True
+        if self.executor is not None:
+            self.executor.submit(self._slice)
+        else:
+            threading.Thread(target=self._loop, name=f"invert-{self.name}", daemon=True).start()
 
     @property
     def in_flight(self) -> int:
@@ -78,27 +93,41 @@ class Session:
                 used += cohort.images
                 self._running.append(cohort)
             if not self._running:
-                self._thread = None
+                self._active = False
                 return False
             return True
 
     def _loop(self) -> None:
         while self._admit():
-            self.rounds += 1
-            for cohort in list(self._running):
-                try:
-                    if cohort.steps is None:
-                        cohort.steps = cohort.start()
-                    next(cohort.steps)
-                    continue
-                except StopIteration as stop:
-                    value, error = stop.value, None
-                except Exception as exc:
-                    log.exception("inversion in session %s failed", self.name)
-                    value, error = None, exc
-                with self._lock:
-                    self._running.remove(cohort)
-                try:
-                    cohort.done(value, error)
-                except Exception:
-                    log.exception("inversion result hand-off failed")
+            self._round()
+
+    def _slice(self) -> None:
+        """Rounds for about ``slice_s``, then the executor's queue gets its turn."""
+        end = time.monotonic() + self.slice_s
+        while self._admit():
+            self._round()
+            if time.monotonic() >= end:
+                assert self.executor is not None
+                self.executor.submit(self._slice)
+                return
+
+    def _round(self) -> None:
+        """One optimiser step of every running cohort; finished cohorts are handed back."""
+        self.rounds += 1
+        for cohort in list(self._running):
+            try:
+                if cohort.steps is None:
+                    cohort.steps = cohort.start()
+                next(cohort.steps)
+                continue
+            except StopIteration as stop:
+                value, error = stop.value, None
+            except Exception as exc:
+                log.exception("inversion in session %s failed", self.name)
+                value, error = None, exc
+            with self._lock:
+                self._running.remove(cohort)
+            try:
+                cohort.done(value, error)
+            except Exception:
+                log.exception("inversion result hand-off failed")
