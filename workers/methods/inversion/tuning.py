@@ -91,6 +91,10 @@ def tune_steps(
     factors, scales = init_factors(tuner, b, cfg.rank, device)
     z = z.float()
     rng = torch.Generator().manual_seed(0)
+    g_z: Tensor | None = None  # G(z) of the pivots: the locality term's fixed base
+    if cfg.locality_weight > 0:
+        with torch.no_grad():
+            g_z = generate(generator, z)
 
     def loss_fn(p: dict[str, Tensor], idx: Tensor) -> tuple[Tensor, Tensor]:
         res = residual[idx] if residual is not None else None
@@ -104,9 +108,9 @@ def tune_steps(
                 {k: torch.cat([v, v]) for k, v in f.items()},
             )
             x, moved = both[: len(zi)], both[len(zi) :]
+            assert g_z is not None
             with torch.no_grad():
-                base = generate(generator, torch.cat([zi, zr]))
-                gd = base[len(zi) :] - base[: len(zi)]
+                gd = generate(generator, zr) - g_z[idx]
             loc = ((moved - x) - gd).square().flatten(1).mean(1)
         else:
             x = tuner(zi, res, f)
