@@ -15,6 +15,7 @@ Errors are the classes of :mod:`latentedit.errors`, one per gRPC status.
 from latentedit.errors import (
     Cancelled,
     DeadlineExceeded,
+    FailedPrecondition,
     Internal,
     InvalidArgument,
     LatentEditError,
@@ -56,6 +57,7 @@ __all__ = [
     "Direction",
     "Edited",
     "Evaluation",
+    "FailedPrecondition",
     "Generated",
     "Internal",
     "InvalidArgument",

@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 from latentedit import keys, validate
 from latentedit.aiotasks import stop_tasks
 from latentedit.codec import decode_image, encode_image, to_tensor
-from latentedit.errors import Cancelled, NotFound, Unavailable
+from latentedit.errors import Cancelled, FailedPrecondition, NotFound
 from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.validate import Limits
@@ -139,7 +139,7 @@ class Inverter:
         validate.invert(req, list(inv.supported_methods(model.generator)), self.limits)
         method = req.method or "optimize"
         if method in NEEDS_ENCODER and self.encoder(model) is None:
-            raise Unavailable(
+            raise FailedPrecondition(
                 f"method {method!r} needs an encoder for {model.name}; "
                 f"train one with `latentedit train-encoder {model.name}`"
             )

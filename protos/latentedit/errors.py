@@ -9,6 +9,8 @@
     ├── Unauthenticated      UNAUTHENTICATED    no API key, or an unknown one
     ├── PermissionDenied     PERMISSION_DENIED  the key may not do this (model, owner)
     ├── DeadlineExceeded     DEADLINE_EXCEEDED  the caller's deadline passed
+    ├── FailedPrecondition   FAILED_PRECONDITION the service lacks what the call needs
+    │                                           (e.g. a model with no encoder); retrying won't help
     ├── Unavailable          UNAVAILABLE        no gateway, Redis or worker reachable
     ├── Cancelled            CANCELLED          the caller cancelled
     └── Internal             INTERNAL           a bug; the message says where
@@ -56,6 +58,10 @@ class DeadlineExceeded(LatentEditError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+class FailedPrecondition(LatentEditError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class Unavailable(LatentEditError):
     code = grpc.StatusCode.UNAVAILABLE
 
@@ -77,6 +83,7 @@ _BY_CODE: dict[grpc.StatusCode, type[LatentEditError]] = {
         Unauthenticated,
         PermissionDenied,
         DeadlineExceeded,
+        FailedPrecondition,
         Unavailable,
         Cancelled,
         Internal,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from latentedit.client import Client, InvertProgress, NotFound
+from latentedit.client import Client, FailedPrecondition, InvertProgress, NotFound
 from latentedit.client.types import CodeExtras, Inverted
 from latentedit.deploy.stack import Stack
 
@@ -35,6 +35,15 @@ def test_encoder_methods_work_on_a_fresh_home_with_the_shipped_encoder(
     mean_face = arrays(client.generate(MODEL, latents=np.zeros((1, 100), np.float32)).images)
     mse = (((arrays(faces) - mean_face) / 255.0) ** 2).mean(axis=(1, 2, 3))
     assert np.all(res.psnr > -10 * np.log10(mse) + 2), (res.psnr, mse)  # beats the mean face
+
+
+def test_an_encoder_method_on_a_model_without_an_encoder_is_a_failed_precondition(
+    client: Client,
+) -> None:
+    """`shapes` ships no encoder: FAILED_PRECONDITION (not UNAVAILABLE: retrying won't help)."""
+    image = client.generate("shapes", seeds=[5]).images
+    with pytest.raises(FailedPrecondition, match="train-encoder shapes"):
+        client.invert("shapes", image, method="encoder")
 
 
 @pytest.mark.parametrize("method", ["extended", "tune"])

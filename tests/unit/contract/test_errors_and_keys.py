@@ -15,6 +15,7 @@ from latentedit import errors, keys
         errors.NotFound,
         errors.ResourceExhausted,
         errors.DeadlineExceeded,
+        errors.FailedPrecondition,
         errors.Unavailable,
         errors.Cancelled,
         errors.Internal,
