@@ -6,7 +6,7 @@ For each encoder file (default: the one the service would use, i.e. a trained fi
 ``$LATENTEDIT_HOME`` or else the shipped one), on generated faces x = G(z) from seeds that
 training never draws (``--seed``, default 2024; training draws from seed 0):
 
-- PSNR of one pass G(E(x)) and of the service's ``encoder`` method (4 feedback passes),
+- PSNR of one pass G(E(x)) and of the service's ``encoder`` method (8 feedback passes),
   ms per image in a batch (rendering included);
 - where the codes lie: |E(x)| / sqrt(d) (the prior's shell is 1) and |E(x) - z|^2 / |z|^2;
 - editability: the relative edit error ||(G(c + a n) - G(c)) - (G(z + a n) - G(z))||^2 /

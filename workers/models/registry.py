@@ -98,7 +98,7 @@ DCGAN_FACES = ModelSpec(
     resolution=64,
     latent_dim=100,
     first_projection="main.0.weight",
-    encoder_sha256="2461cf6dd3d98bdc953ae29b1b1691075c19fc8a7a9f02dfe5637bcdcbe0a02a",
+    encoder_sha256="ff41ba2465c35f240a6ccc0ca3750cebb3545a19ee1ae8d075005363840eb66a",
 )
 SHAPES = ModelSpec(
     name="shapes",

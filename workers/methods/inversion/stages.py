@@ -75,11 +75,13 @@ class FeedbackConfig:
     z_0 = E(x); z_{k+1} = z_k + damping * (E(x) - E(G(z_k))). Where E(G(z)) = z + b(z)
     with a slowly varying bias b, the update cancels the bias at the target. Each pass
     costs one generator and one encoder forward; the best iterate per image (PSNR) is kept,
-    so it never does worse than one pass (held-out dcgan-faces samples: +2.4 dB at 4 passes).
+    so it never does worse than one pass. Shipped dcgan-faces encoder on held-out samples (three
+    sets of 32–64): one pass 22.0 dB; 4 passes at 0.5 +2.6 dB; 8 passes at 0.4 +2.9 dB (12: +0.05
+    more at 1.5x the time).
     """
 
-    passes: int = 4
-    damping: float = 0.5
+    passes: int = 8
+    damping: float = 0.4
 
 
 def target_features(features: Features | None, targets: Tensor) -> list[Tensor] | None:
