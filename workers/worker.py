@@ -258,7 +258,10 @@ class Worker:
             self._recovered = recovered + self._recovered
             self._inflight.difference_update(e[1] for e in batch[len(recovered) :])
             raise
-        self._typical = 0.8 * self._typical + 0.2 * len(batch)
+        if len(batch) < target:  # waited max_wait_ms in vain: the load dropped; wait less next time
+            self._typical = max(float(len(batch)), 0.5 * self._typical)
+        else:
+            self._typical = 0.8 * self._typical + 0.2 * len(batch)
         BATCH_JOBS.observe(len(batch))
         return batch
 
