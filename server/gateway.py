@@ -21,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
-from latentedit import validate
+from latentedit import validate, validate_spaces
 from latentedit.errors import InvalidArgument, LatentEditError, clip, error_for
 from latentedit.server import door_setup
 from latentedit.server.auth import CALLER
@@ -48,14 +48,16 @@ LATENCY = Histogram(
 
 def _shape(request: Any, info: pb.ModelInfo) -> tuple[int, ...]:
     """Check the request's latent space against the model's; -> the shape of one code."""
-    return validate.space_request(request, validate.model_spaces(info))[1]
+    return validate_spaces.space_request(request, validate_spaces.model_spaces(info))[1]
 
 
 def _direction_dim(request: Any, info: pb.ModelInfo) -> int:
     """Size of a direction in the request's space (z_dim, or w_dim for w and w+)."""
-    sp = validate.model_spaces(info)
-    validate.space_request(request, sp)
-    return sp.direction_dim(validate.direction_space(validate.space(request.space, sp)))
+    sp = validate_spaces.model_spaces(info)
+    validate_spaces.space_request(request, sp)
+    return sp.direction_dim(
+        validate_spaces.direction_space(validate_spaces.space(request.space, sp))
+    )
 
 
 def _require_model(model: str) -> str:
@@ -232,7 +234,7 @@ class LatentEditorService(JobsServicer, pb_grpc.LatentEditorServicer):
             request.model,
             "list_directions",
             request,
-            lambda info: validate.direction_space_filter(request.space),
+            lambda info: validate_spaces.direction_space_filter(request.space),
         )
 
     async def GetDirection(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from latentedit import validate
+from latentedit import validate, validate_spaces
 from latentedit.codec import decode_image, from_tensor, latents_from, to_tensor
 from latentedit.errors import InvalidArgument
 from latentedit.v1 import latentedit_pb2 as pb
@@ -103,7 +103,7 @@ class Discovery:
     async def score(self, name: str, req: pb.ScoreRequest) -> pb.ScoreResponse:
         tools = self.tools[name]
         model = tools.model
-        space, shape = validate.space_request(req, spaces_of(model))
+        space, shape = validate_spaces.space_request(req, spaces_of(model))
         names = validate.score(req, shape, sorted(tools.scorers), self.limits)
         if req.WhichOneof("source") == "latents":
             z = validate.codes(req.latents, shape, self.limits.max_latents)
@@ -131,8 +131,8 @@ class Discovery:
         tools = self.tools[name]
         model = tools.model
         sp = spaces_of(model)
-        space, _ = validate.space_request(req, sp)
-        dspace = validate.direction_space(space)
+        space, _ = validate_spaces.space_request(req, sp)
+        dspace = validate_spaces.direction_space(space)
         method, top_k, prefix = validate.discover(
             req,
             list(DISCOVER_METHODS),
@@ -172,7 +172,7 @@ class Discovery:
             where = {"layer": name}
         else:
             layers = params.get("layers", "all")
-            mask = validate.layer_mask(layers, spaces_of(model).num_ws, "params.layers")
+            mask = validate_spaces.layer_mask(layers, spaces_of(model).num_ws, "params.layers")
             # Style layers with a style affine SeFa may factorise (StyleGAN2: all but the last
             # ToRGB's); "all" means all of those.
             available = len(model.generator.info.sefa_layers)
@@ -307,19 +307,19 @@ class Discovery:
     async def analyze(self, name: str, req: pb.AnalyzeRequest) -> pb.AnalyzeResponse:
         tools = self.tools[name]
         sp = spaces_of(tools.model)
-        space, _ = validate.space_request(req, sp)
+        space, _ = validate_spaces.space_request(req, sp)
         names, scorer_names, samples, strength = validate.analyze(
             req, sorted(tools.scorers), self.limits
         )
         dirs = await self.store.get_many(name, names)
         for d in dirs:
-            validate.check_direction_space(d.meta.id, d.meta.space, space)
+            validate_spaces.check_direction_space(d.meta.id, d.meta.space, space)
         vectors = np.stack([d.vector for d in dirs])
         masks = None
         if space == "w+":
             masks = np.stack(
                 [
-                    validate.layer_mask(
+                    validate_spaces.layer_mask(
                         req.layers or d.meta.params.get("layers", ""),
                         sp.num_ws,
                         f"layers of {d.meta.id}",

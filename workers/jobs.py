@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from latentedit import validate
+from latentedit import validate, validate_spaces
 from latentedit.codec import encode_image, to_tensor
 from latentedit.errors import DeadlineExceeded, Internal, InvalidArgument, LatentEditError
 from latentedit.v1 import jobs_pb2
@@ -165,7 +165,10 @@ class JobRunner:
                     raise DeadlineExceeded("the deadline passed while the job was queued")
                 if kind in RENDER_KINDS:
                     render.append((job, await self._plan(model, job)))
-                elif kind == "invert" and validate.space(job.invert.space, spaces_of(model)) != "z":
+                elif (
+                    kind == "invert"
+                    and validate_spaces.space(job.invert.space, spaces_of(model)) != "z"
+                ):
                     check_style_invert(job.invert, model, self.limits)
                     style_invert.append(job)
                 elif kind == "invert":
@@ -267,7 +270,7 @@ class JobRunner:
     async def _plan_generate(
         self, model: LoadedModel, job_id: str, req: pb.GenerateRequest
     ) -> RenderPlan:
-        space, shape = validate.space_request(req, spaces_of(model))
+        space, shape = validate_spaces.space_request(req, spaces_of(model))
         source = validate.generate(req, shape, self.limits)
         if isinstance(source, np.ndarray):
             z = source
@@ -307,11 +310,11 @@ class JobRunner:
 
     async def _plan_edit(self, model: LoadedModel, job_id: str, req: pb.EditRequest) -> RenderPlan:
         sp = spaces_of(model)
-        space, shape = validate.space_request(req, sp)
+        space, shape = validate_spaces.space_request(req, sp)
         z, names, strengths, ts = validate.edit(req, shape, self.limits)
         dirs = await self.store.get_many(model.name, names)
         for d in dirs:
-            validate.check_direction_space(d.meta.id, d.meta.space, space)
+            validate_spaces.check_direction_space(d.meta.id, d.meta.space, space)
         render = await self._extras_renderer(model, req.extras, len(z), len(ts))
         vectors = np.stack([d.vector for d in dirs])
         absolute = np.array([e.mode == pb.EDIT_MODE_ABSOLUTE for e in req.edits])
@@ -327,7 +330,7 @@ class JobRunner:
         elif space == "w+":
             masks = np.stack(
                 [
-                    validate.layer_mask(
+                    validate_spaces.layer_mask(
                         e.layers or req.layers or d.meta.params.get("layers", ""),
                         sp.num_ws,
                         f"layers of {d.meta.id}",
@@ -365,12 +368,12 @@ class JobRunner:
         self, model: LoadedModel, job_id: str, req: pb.ConditionalEditRequest
     ) -> RenderPlan:
         sp = spaces_of(model)
-        space, shape = validate.space_request(req, sp)
+        space, shape = validate_spaces.space_request(req, sp)
         z, names, strength, ts = validate.conditional_edit(req, shape, self.limits)
         render = await self._extras_renderer(model, req.extras, len(z), len(ts))
         dirs = await self.store.get_many(model.name, names)
         for d in dirs:
-            validate.check_direction_space(d.meta.id, d.meta.space, space)
+            validate_spaces.check_direction_space(d.meta.id, d.meta.space, space)
         conditions = (
             np.stack([d.vector for d in dirs[1:]]) if len(dirs) > 1 else np.zeros((0, shape[-1]))
         )
@@ -384,7 +387,9 @@ class JobRunner:
             projected = lm.project_out(dirs[0].vector, conditions)
             offset = strength * projected
             if space == "w+":
-                offset = validate.layer_mask(req.layers, sp.num_ws)[:, None] * offset[None, :]
+                offset = (
+                    validate_spaces.layer_mask(req.layers, sp.num_ws)[:, None] * offset[None, :]
+                )
             edited = lm.apply_edit(z, offset, ts)
             cos_conditions = lm.cosines(projected, conditions) if len(conditions) else np.zeros(0)
             cos_primary = float(lm.cosines(projected, dirs[0].vector)[0])
@@ -439,7 +444,7 @@ class JobRunner:
             return jobs_pb2.JobResult(job_id=job.id, evaluate=evaluation)
         if kind == "list_directions":
             req_list = job.list_directions
-            space = validate.direction_space_filter(req_list.space)
+            space = validate_spaces.direction_space_filter(req_list.space)
             dirs = await self.store.list(model.name, req_list.include_vectors, space)
             return jobs_pb2.JobResult(
                 job_id=job.id, list_directions=pb.ListDirectionsResponse(directions=dirs)
@@ -458,7 +463,7 @@ class JobRunner:
         if kind == "put_direction":
             req = job.put_direction
             sp = spaces_of(model)
-            space = validate.direction_space(validate.space(req.space, sp))
+            space = validate_spaces.direction_space(validate_spaces.space(req.space, sp))
             name, vector = validate.put_direction(req, sp.direction_dim(space))
             msg = await self.store.put(
                 model.name,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from latentedit.validate import ModelSpaces
+from latentedit.validate_spaces import ModelSpaces
 from latentedit.workers.models.runtime import LoadedModel
 
 

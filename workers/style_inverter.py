@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from latentedit import validate
+from latentedit import validate, validate_spaces
 from latentedit.codec import decode_image, encode_image, to_tensor
 from latentedit.errors import InvalidArgument
 from latentedit.v1 import jobs_pb2
@@ -33,7 +33,7 @@ STYLE_INVERT_METHODS = ("optimize",)
 
 def check(req: pb.InvertRequest, model: LoadedModel, limits: Limits) -> str:
     """Validate a w / w+ invert request; -> the space."""
-    space, _ = validate.space_request(req, spaces_of(model))
+    space, _ = validate_spaces.space_request(req, spaces_of(model))
     validate.invert(req, ["optimize", *([req.method] if req.method else [])], limits)
     if (req.method or "optimize") not in STYLE_INVERT_METHODS:
         raise InvalidArgument(
@@ -104,7 +104,7 @@ async def run_style_inversions(
     results: dict[str, jobs_pb2.JobResult] = {}
     groups: dict[tuple[str, int], list[jobs_pb2.Job]] = {}
     for job in jobs:
-        space = validate.space(job.invert.space, spaces_of(model))
+        space = validate_spaces.space(job.invert.space, spaces_of(model))
         groups.setdefault((space, job.invert.steps or DEFAULT_STEPS[space]), []).append(job)
     for (space, steps), members in groups.items():
         prepared = [_targets(j.invert, model, limits) for j in members]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from latentedit import validate
+from latentedit import validate, validate_spaces
 from latentedit.codec import to_tensor
 from latentedit.errors import InvalidArgument
 from latentedit.v1 import latentedit_pb2 as pb
@@ -94,21 +94,24 @@ def test_dependent_absolute_terms_on_one_layer_are_refused() -> None:
 def test_layer_mask_parses_ranges_and_lists(num_ws: int, data: st.DataObject) -> None:
     a = data.draw(st.integers(0, num_ws - 1))
     b = data.draw(st.integers(a, num_ws - 1))
-    mask = validate.layer_mask(f"{a}-{b}", num_ws)
+    mask = validate_spaces.layer_mask(f"{a}-{b}", num_ws)
     assert mask.tolist() == [a <= i <= b for i in range(num_ws)]
-    assert validate.layer_mask("all", num_ws).all() and validate.layer_mask("", num_ws).all()
-    assert validate.layer_mask(f"{b},{a}", num_ws).sum() == len({a, b})
+    assert (
+        validate_spaces.layer_mask("all", num_ws).all()
+        and validate_spaces.layer_mask("", num_ws).all()
+    )
+    assert validate_spaces.layer_mask(f"{b},{a}", num_ws).sum() == len({a, b})
     with pytest.raises(InvalidArgument, match="outside the style layers"):
-        validate.layer_mask(f"{num_ws}", num_ws)
+        validate_spaces.layer_mask(f"{num_ws}", num_ws)
     if a < b:
         with pytest.raises(InvalidArgument, match="reversed"):
-            validate.layer_mask(f"{b}-{a}", num_ws)
+            validate_spaces.layer_mask(f"{b}-{a}", num_ws)
 
 
 def test_layer_mask_rejects_garbage() -> None:
     for bad in ("x", "1-", "-1", "1--2", "1,,2", "0-1-2"):
         with pytest.raises(InvalidArgument, match="use 'all'"):
-            validate.layer_mask(bad, 8)
+            validate_spaces.layer_mask(bad, 8)
 
 
 @settings(deadline=None, max_examples=40)
@@ -138,27 +141,29 @@ def test_sefa_in_w_matches_genforce_eig_of_concatenated_normalised_styles(
     assert latent.shape == ours.shape
 
 
-SP = validate.ModelSpaces(("z", "w", "w+"), "w", z_dim=8, w_dim=6, num_ws=4)
-Z_ONLY = validate.ModelSpaces(("z",), "z", z_dim=8)
+SP = validate_spaces.ModelSpaces(("z", "w", "w+"), "w", z_dim=8, w_dim=6, num_ws=4)
+Z_ONLY = validate_spaces.ModelSpaces(("z",), "z", z_dim=8)
 
 
 def test_space_defaults_and_refusals() -> None:
-    assert validate.space("", SP) == "w" and validate.space("w+", SP) == "w+"
+    assert validate_spaces.space("", SP) == "w" and validate_spaces.space("w+", SP) == "w+"
     with pytest.raises(InvalidArgument, match=r"'w' is not a space of this model: it has \['z'\]"):
-        validate.space("w", Z_ONLY)
+        validate_spaces.space("w", Z_ONLY)
     with pytest.raises(InvalidArgument, match="spaces are"):
-        validate.space("s", SP)
+        validate_spaces.space("s", SP)
     assert SP.shape("z") == (8,) and SP.shape("w") == (6,) and SP.shape("w+") == (4, 6)
-    assert validate.direction_space("w+") == "w" and validate.direction_space("z") == "z"
+    assert (
+        validate_spaces.direction_space("w+") == "w" and validate_spaces.direction_space("z") == "z"
+    )
 
 
 def test_direction_in_the_wrong_space_names_both_spaces() -> None:
-    validate.check_direction_space("m/a", "w", "w+")
-    validate.check_direction_space("m/a", "", "z")  # stored before spaces: z
+    validate_spaces.check_direction_space("m/a", "w", "w+")
+    validate_spaces.check_direction_space("m/a", "", "z")  # stored before spaces: z
     with pytest.raises(InvalidArgument, match="m/a lives in space 'z'; it cannot edit 'w\\+'"):
-        validate.check_direction_space("m/a", "z", "w+")
+        validate_spaces.check_direction_space("m/a", "z", "w+")
     with pytest.raises(InvalidArgument, match="m/a lives in space 'w'; it cannot edit 'z'"):
-        validate.check_direction_space("m/a", "w", "z")
+        validate_spaces.check_direction_space("m/a", "w", "z")
 
 
 def test_codes_take_3d_or_flattened_wplus_and_refuse_other_shapes() -> None:
@@ -175,11 +180,11 @@ def test_codes_take_3d_or_flattened_wplus_and_refuse_other_shapes() -> None:
 
 def test_space_request_checks_space_only_fields() -> None:
     w = np.zeros((1, 6), np.float32)
-    assert validate.space_request(pb.EditRequest(latents=to_tensor(w)), SP) == ("w", (6,))
+    assert validate_spaces.space_request(pb.EditRequest(latents=to_tensor(w)), SP) == ("w", (6,))
     with pytest.raises(InvalidArgument, match="layers: layer ranges need space 'w\\+'"):
-        validate.space_request(pb.EditRequest(space="w", layers="0-1"), SP)
+        validate_spaces.space_request(pb.EditRequest(space="w", layers="0-1"), SP)
     with pytest.raises(InvalidArgument, match=r"edits\[1\]\.layers"):
-        validate.space_request(
+        validate_spaces.space_request(
             pb.EditRequest(
                 space="w+",
                 edits=[pb.DirectionStrength(layers="0"), pb.DirectionStrength(layers="9")],
@@ -189,14 +194,16 @@ def test_space_request_checks_space_only_fields() -> None:
     req = pb.GenerateRequest(space="z", truncation_psi=0.7)
     req.seeds.seeds.append(1)
     with pytest.raises(InvalidArgument, match="truncation_psi applies"):
-        validate.space_request(req, SP)
+        validate_spaces.space_request(req, SP)
     req.space = "w+"
-    assert validate.space_request(req, SP) == ("w+", (4, 6))
+    assert validate_spaces.space_request(req, SP) == ("w+", (4, 6))
     with pytest.raises(InvalidArgument, match="extras"):
-        validate.space_request(
+        validate_spaces.space_request(
             pb.GenerateRequest(space="w", extras=pb.CodeExtras(tuning_ids=["a"])), SP
         )
     with pytest.raises(InvalidArgument, match=r"params\.layers: layer ranges need space"):
-        validate.space_request(pb.DiscoverDirectionsRequest(space="z", params={"layers": "0"}), SP)
+        validate_spaces.space_request(
+            pb.DiscoverDirectionsRequest(space="z", params={"layers": "0"}), SP
+        )
     with pytest.raises(InvalidArgument, match="it has \\['z'\\]"):
-        validate.space_request(pb.ScoreRequest(space="w+"), Z_ONLY)
+        validate_spaces.space_request(pb.ScoreRequest(space="w+"), Z_ONLY)
