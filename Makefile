@@ -44,7 +44,7 @@ proto: $(BIN)/.installed
 proto-check: $(BIN)/.installed
 	$(BIN)/python -m pytest -q tests/test_proto_fresh.py
 
-# client/sync_client.py is generated from client/async_client.py (tests/test_sync_client_fresh.py).
+# client/sync_client.py and sync_jobs.py are generated from their async twins (tests/test_sync_client_fresh.py).
 sync-client: $(BIN)/.installed
 	$(BIN)/python scripts/gen_sync_client.py
 

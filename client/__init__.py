@@ -28,9 +28,11 @@ from latentedit.errors import (
 
 from ._transport import TLS
 from .async_client import AsyncClient
+from .async_jobs import AsyncTrainingJob
 from .evaluation import Evaluation
-from .jobs import AsyncTrainingJob, JobStatus, TrainingJob
+from .jobs import JobStatus
 from .sync_client import Client
+from .sync_jobs import TrainingJob
 from .types import (
     Analysis,
     CodeExtras,

@@ -17,6 +17,7 @@ from . import _transport as tr
 from . import _wire as w
 from . import jobs as _jobs
 from ._base import ClientBase, JobRef, Op, to_error
+from .async_jobs import AsyncTrainingJob
 from .evaluation import Evaluation
 from .types import (
     Analysis,
@@ -240,7 +241,7 @@ class AsyncClient(ClientBase):
         samples: int = 0,
         seed: int = 0,
         timeout: float | None = None,
-    ) -> _jobs.AsyncTrainingJob: ...
+    ) -> AsyncTrainingJob: ...
 
     @overload
     async def discover(
@@ -274,7 +275,7 @@ class AsyncClient(ClientBase):
         seed: int = 0,
         space: str = "",
         timeout: float | None = None,
-    ) -> list[Direction] | _jobs.AsyncTrainingJob:
+    ) -> list[Direction] | AsyncTrainingJob:
         """Find and store directions; returns them with their vectors.
 
         ``sefa`` and ``ganspace`` store ``top_k`` directions ``<prefix>_NN``;
@@ -288,7 +289,7 @@ class AsyncClient(ClientBase):
             model, method, top_k, name_prefix, params, latents, scores, scorer, samples, seed
         )
         found = await self._call(self._in_space(op, space), timeout)
-        return _jobs.AsyncTrainingJob(self, found.job_id) if isinstance(found, JobRef) else found
+        return AsyncTrainingJob(self, found.job_id) if isinstance(found, JobRef) else found
 
     async def score(
         self,
@@ -396,9 +397,9 @@ class AsyncClient(ClientBase):
 
     # ---- jobs (branch `jobs`): training jobs ---------------------------------------------
 
-    def job(self, job_id: str) -> _jobs.AsyncTrainingJob:
+    def job(self, job_id: str) -> AsyncTrainingJob:
         """A handle on a training job by id (e.g. from :meth:`jobs`)."""
-        return _jobs.AsyncTrainingJob(self, job_id)
+        return AsyncTrainingJob(self, job_id)
 
     async def job_status(self, job_id: str, *, timeout: float | None = None) -> _jobs.JobStatus:
         """A training job's status now."""

@@ -1,29 +1,20 @@
 """Training-job handles of the SDK: what ``discover()`` returns for a learned method.
 
-``TrainingJob`` (blocking) and ``AsyncTrainingJob`` (asyncio) follow one job:
-``status()``, iteration over its progress (``for s in job``, ``async for s in job``),
-``wait(timeout)`` (the final status; raises if the job failed or was cancelled) and
-``cancel()``. Watching survives gateway restarts: the stream is re-opened (any
-gateway can answer; the job lives in Redis).
+What the handles share: job statuses, the watch's error mapping and backoff. The handles
+themselves: ``AsyncTrainingJob`` (:mod:`.async_jobs`) and ``TrainingJob`` (:mod:`.sync_jobs`,
+generated from it).
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
-from latentedit.errors import Cancelled, DeadlineExceeded, LatentEditError, Unavailable, error_for
+from latentedit.errors import Cancelled, LatentEditError, error_for
 from latentedit.v1 import latentedit_pb2 as pb
-
-if TYPE_CHECKING:
-    from .async_client import AsyncClient
-    from .sync_client import Client
 
 STATES: dict[int, str] = {
     pb.JOB_STATE_QUEUED: "queued",
@@ -140,116 +131,3 @@ def list_request(model: str, states: Any, limit: int) -> pb.ListJobsRequest:
         states=[STATE_VALUES[s] for s in states],  # type: ignore[misc]
         limit=limit,
     )
-
-
-class TrainingJob:
-    """A training job followed through a blocking :class:`Client`."""
-
-    def __init__(self, client: Client, job_id: str) -> None:
-        self.client = client
-        self.id = job_id
-
-    def __repr__(self) -> str:
-        return f"TrainingJob({self.id!r})"
-
-    def status(self, *, timeout: float | None = None) -> JobStatus:
-        return self.client.job_status(self.id, timeout=timeout)
-
-    def cancel(self, *, wait_seconds: float = 5.0, timeout: float | None = None) -> JobStatus:
-        """Stop the job; returns its status once stopped (or after ``wait_seconds``)."""
-        return self.client.cancel_job(self.id, wait_seconds=wait_seconds, timeout=timeout)
-
-    def watch(self, *, timeout: float | None = None) -> Iterator[JobStatus]:
-        """The status now, then each update until the job ends (re-connects if needed)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        attempt = 0
-        while True:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise DeadlineExceeded(f"job {self.id} did not finish within {timeout}s")
-            call = self.client._stub.WatchJob(
-                pb.WatchJobRequest(job_id=self.id),
-                timeout=remaining,
-                metadata=self.client.metadata,
-            )
-            try:
-                for msg in call:
-                    attempt = 0
-                    status = job_status(msg)
-                    yield status
-                    if status.done:
-                        return
-            except grpc.RpcError as exc:
-                err = _error(exc)
-                if not isinstance(err, Unavailable | Cancelled):  # gateway went away: re-open
-                    raise err from None
-            finally:
-                call.cancel()
-            time.sleep(_backoff_s(attempt))
-            attempt += 1
-
-    def __iter__(self) -> Iterator[JobStatus]:
-        return self.watch()
-
-    def wait(self, timeout: float | None = None) -> JobStatus:
-        """Block until the job ends: its final status, or its error (Cancelled if cancelled)."""
-        last = None
-        for last in self.watch(timeout=timeout):  # noqa: B007
-            pass
-        assert last is not None
-        return final(last)
-
-
-class AsyncTrainingJob:
-    """A training job followed through an :class:`AsyncClient`."""
-
-    def __init__(self, client: AsyncClient, job_id: str) -> None:
-        self.client = client
-        self.id = job_id
-
-    def __repr__(self) -> str:
-        return f"AsyncTrainingJob({self.id!r})"
-
-    async def status(self, *, timeout: float | None = None) -> JobStatus:
-        return await self.client.job_status(self.id, timeout=timeout)
-
-    async def cancel(self, *, wait_seconds: float = 5.0, timeout: float | None = None) -> JobStatus:
-        return await self.client.cancel_job(self.id, wait_seconds=wait_seconds, timeout=timeout)
-
-    async def watch(self, *, timeout: float | None = None) -> AsyncIterator[JobStatus]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        attempt = 0
-        while True:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise DeadlineExceeded(f"job {self.id} did not finish within {timeout}s")
-            call = self.client._stub.WatchJob(
-                pb.WatchJobRequest(job_id=self.id),
-                timeout=remaining,
-                metadata=self.client.metadata,
-            )
-            try:
-                async for msg in call:
-                    attempt = 0
-                    status = job_status(msg)
-                    yield status
-                    if status.done:
-                        return
-            except grpc.RpcError as exc:
-                err = _error(exc)
-                if not isinstance(err, Unavailable | Cancelled):  # gateway went away: re-open
-                    raise err from None
-            finally:
-                call.cancel()
-            await asyncio.sleep(_backoff_s(attempt))
-            attempt += 1
-
-    def __aiter__(self) -> AsyncIterator[JobStatus]:
-        return self.watch()
-
-    async def wait(self, timeout: float | None = None) -> JobStatus:
-        last = None
-        async for last in self.watch(timeout=timeout):  # noqa: B007
-            pass
-        assert last is not None
-        return final(last)

@@ -18,6 +18,7 @@ from . import _wire as w
 from . import jobs as _jobs
 from ._base import ClientBase, JobRef, Op, to_error
 from .evaluation import Evaluation
+from .sync_jobs import TrainingJob
 from .types import (
     Analysis,
     ConditionallyEdited,
@@ -240,7 +241,7 @@ class Client(ClientBase):
         samples: int = 0,
         seed: int = 0,
         timeout: float | None = None,
-    ) -> _jobs.TrainingJob: ...
+    ) -> TrainingJob: ...
 
     @overload
     def discover(
@@ -274,7 +275,7 @@ class Client(ClientBase):
         seed: int = 0,
         space: str = "",
         timeout: float | None = None,
-    ) -> list[Direction] | _jobs.TrainingJob:
+    ) -> list[Direction] | TrainingJob:
         """Find and store directions; returns them with their vectors.
 
         ``sefa`` and ``ganspace`` store ``top_k`` directions ``<prefix>_NN``;
@@ -288,7 +289,7 @@ class Client(ClientBase):
             model, method, top_k, name_prefix, params, latents, scores, scorer, samples, seed
         )
         found = self._call(self._in_space(op, space), timeout)
-        return _jobs.TrainingJob(self, found.job_id) if isinstance(found, JobRef) else found
+        return TrainingJob(self, found.job_id) if isinstance(found, JobRef) else found
 
     def score(
         self,
@@ -396,9 +397,9 @@ class Client(ClientBase):
 
     # ---- jobs (branch `jobs`): training jobs ---------------------------------------------
 
-    def job(self, job_id: str) -> _jobs.TrainingJob:
+    def job(self, job_id: str) -> TrainingJob:
         """A handle on a training job by id (e.g. from :meth:`jobs`)."""
-        return _jobs.TrainingJob(self, job_id)
+        return TrainingJob(self, job_id)
 
     def job_status(self, job_id: str, *, timeout: float | None = None) -> _jobs.JobStatus:
         """A training job's status now."""
