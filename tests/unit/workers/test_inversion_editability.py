@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -89,6 +90,40 @@ def test_auto_keeps_the_edit_error_under_its_bound(gen: DCGANGenerator) -> None:
     assert strict.methods == ["optimize", "optimize"], strict.trail
     assert strict.edit_error is not None and bool((strict.edit_error == 0).all())
     assert [t[0] for t in strict.trail[0]] == ["optimize", "extended", "tune"]
+
+
+def test_auto_tunes_again_with_a_stronger_locality_term_when_the_bound_breaks(
+    gen: DCGANGenerator,
+) -> None:
+    x = toy_generator(9)(torch.randn(2, D, generator=torch.Generator().manual_seed(3)))
+    z0 = torch.randn(2, 2, D, generator=torch.Generator().manual_seed(0))
+    weak = inv.TuneConfig(locality_weight=0.2, skip_first=0, lr=3e-2)
+    cfg = inv.InvertConfig(steps=60, tune=weak, retune_locality=50.0)
+    n = directions()
+    probe = inv.invert("auto", gen, x, replace(cfg, retune_locality=1.0), z0=z0)
+    # what 60 steps reach, with a budget of 120: tuning stops early, steps are left to retry
+    target = torch.from_numpy(probe.psnr).float() - 0.5
+    cfg = replace(cfg, steps=120)
+    once = inv.invert(
+        "auto", gen, x, replace(cfg, retune_locality=1.0), z0=z0, directions=n,
+        target_psnr=target,
+    )  # fmt: skip
+    assert once.edit_error is not None and once.methods == ["tune", "tune"], once.trail
+    bound = float(once.edit_error.min()) * 0.6  # both weakly tuned results break it
+    strict_once = inv.invert(
+        "auto", gen, x, replace(cfg, retune_locality=1.0), z0=z0, directions=n,
+        max_edit_error=bound, target_psnr=target,
+    )  # fmt: skip
+    assert "tune" not in strict_once.methods  # without a second try: back to the latent code
+    again = inv.invert(
+        "auto", gen, x, cfg, z0=z0, directions=n, max_edit_error=bound, target_psnr=target
+    )
+    assert again.edit_error is not None
+    assert [t[0] for t in again.trail[0]] == ["optimize", "extended", "tune", "tune"]
+    assert "tune" in again.methods, again.trail
+    tuned = [i for i, m in enumerate(again.methods) if m == "tune"]
+    assert bool((again.edit_error[tuned] <= bound).all())
+    assert bool((again.psnr[tuned] > strict_once.psnr[tuned] + 0.5).all())  # tuned, in bounds
 
 
 def test_supported_methods_follow_the_generator() -> None:

@@ -416,7 +416,9 @@ def test_a_progress_mask_stops_only_the_marked_images(
         seen.append((step, psnr))
         return np.array([True, step < 20, True])  # image 1's client cancels at step 20
 
-    cfg = inv.InvertConfig(steps=60, progress_every=5, tune=inv.TuneConfig(rank=1))
+    cfg = inv.InvertConfig(
+        steps=60, progress_every=5, tune=inv.TuneConfig(rank=1), shares=(0.25, 0.2)
+    )  # image 1 stops (step 20) before tuning starts (step 27)
     res = inv.invert("auto", gen, x, cfg, encoder=encoder, progress=progress)
     stop = min(step for step, _ in seen if step >= 20)
     assert not res.cancelled

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -53,9 +53,11 @@ DEFAULT_MAX_EDIT_ERROR = 0.3
 class InvertConfig:
     """Settings of every method; ``steps`` is the per-image step budget of a call.
 
-    shares: cumulative-budget fractions for (latent stage, extended, tune) in ``auto``;
-    ``tune`` and ``extended`` spend shares[0] on their latent pivot. Unspent steps of an
-    image that stopped early at its target are not carried over.
+    shares: budget fractions of ``auto``'s (latent stage, extended residual); tuning gets
+    the rest. ``pivot_share``: what ``tune`` and ``extended`` alone spend on their latent
+    pivot. Unspent steps of an image that stopped early at its target are not carried over.
+    retune_locality: in ``auto``, images whose tuned result breaks the edit-error bound
+    tune again from the same pivot with this many times the locality weight (1: never).
     """
 
     steps: int = 300
@@ -63,7 +65,9 @@ class InvertConfig:
     hybrid: HybridConfig = field(default_factory=HybridConfig)
     extended: ExtendedConfig = field(default_factory=ExtendedConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
-    shares: tuple[float, float, float] = (0.25, 0.2, 0.55)
+    shares: tuple[float, float] = (0.1, 0.1)
+    pivot_share: float = 0.25
+    retune_locality: float = 3.0
     progress_every: int = 10
     # feedback passes of the ``encoder`` method; the optimising methods start from one pass,
     # E(x), as In-Domain inversion does
@@ -248,18 +252,31 @@ def invert_steps(
         )  # fmt: skip
         record("extended", rows, res)
 
-    def run_tune() -> Steps[None]:
-        rows = open_rows()
+    def run_tune(tune_cfg: TuneConfig, rows: Tensor) -> Steps[None]:
         if rows.numel() == 0 or st.cancelled:
             return
         res = yield from tune_steps(
-            generator, targets[rows], st.z[rows], cfg.tune, run_for(rows),
+            generator, targets[rows], st.z[rows], tune_cfg, run_for(rows),
             residual=None if st.residual is None else st.residual[rows],
             steps=stage_steps(rows, 1.0),
         )  # fmt: skip
         record("tune", rows, res)
 
-    s_l, s_e, _ = cfg.shares
+    def run_tune_within_bound() -> Steps[None]:
+        """Tune; images whose tuned result broke the edit-error bound tune again from the
+        same pivot with a stronger locality term (``cfg.retune_locality`` x), once."""
+        rows = open_rows()
+        yield from run_tune(cfg.tune, rows)
+        weight = cfg.tune.locality_weight
+        if directions is None or cfg.retune_locality <= 1 or weight <= 0 or rows.numel() == 0:
+            return
+        broke = rows[(st.error[rows] > bound[rows]) | torch.tensor(
+            [st.methods[i] != "tune" for i in rows.tolist()], dtype=torch.bool, device=device
+        )]  # fmt: skip
+        broke = broke[(st.steps[broke] < budget[broke]) & ~st.stopped[broke]]
+        yield from run_tune(replace(cfg.tune, locality_weight=weight * cfg.retune_locality), broke)
+
+    s_l, s_e = cfg.shares
     if method == "encoder":
         if encoder is None:
             raise ValueError("method 'encoder' needs an encoder")
@@ -273,19 +290,19 @@ def invert_steps(
     elif method == "extended":
         if not is_split(generator):
             raise ValueError("method 'extended' needs a generator with head/tail")
-        yield from run_latent(s_l)
+        yield from run_latent(cfg.pivot_share)
         if not st.cancelled:
             yield from run_extended(1.0)
     elif method == "tune":
-        yield from run_latent(s_l)
+        yield from run_latent(cfg.pivot_share)
         if not st.cancelled:
-            yield from run_tune()
+            yield from run_tune(cfg.tune, open_rows())
     elif method == "auto":
         yield from run_latent(s_l)
         if is_split(generator) and not st.cancelled:
             yield from run_extended(s_l + s_e)
         if not st.cancelled:
-            yield from run_tune()
+            yield from run_tune_within_bound()
     else:
         raise ValueError(f"unknown method {method!r}; known: {[*METHODS, 'auto']}")
     return _finish(generator, targets, st, start, directions)
