@@ -38,20 +38,25 @@ log = logging.getLogger("bench.learned")
 METHODS = ("linear", "warped", "curvilinear")
 
 
-def train(tools: ModelTools, method: str, params: dict[str, str], cache: Path, console: Console):
+def train(
+    tools: ModelTools, method: str, params: dict[str, str], cache: Path, console: Console,
+    seed: int = 0,
+):  # fmt: skip
     """(direction set, {"wall_s", "cpu_s", "steps", "accuracy"}): cached or trained now."""
     model = tools.model
     tag = "_".join(f"{k}-{v}" for k, v in sorted(params.items()))
-    blob_path = cache / f"{model.name}_{method}_{tag}.safetensors"
+    blob_path = cache / f"{model.name}_{method}_{tag}_seed-{seed}.safetensors"
     meta_path = blob_path.with_suffix(".json")
     if blob_path.is_file() and meta_path.is_file():
         return set_from_bytes(blob_path.read_bytes()), json.loads(meta_path.read_text())
-    trainer = make_trainer(model, method, params, seed=0)
+    trainer = make_trainer(model, method, params, seed=seed)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     out: dict[str, float] = {}
     every = max(1, trainer.total_steps // 20)
     while trainer.step < trainer.total_steps:
         out = trainer.train_step()
+        if "preparing" in out:
+            continue
         if trainer.step % every == 0 or trainer.step == trainer.total_steps:
             extra = f" logdet {out['logdet']:.3f}" if "logdet" in out else ""
             console.print(
@@ -83,6 +88,7 @@ def main() -> None:
     ap.add_argument("--strength", type=float, default=2.0)
     ap.add_argument("--top", type=int, default=8, help="directions per set (by image change)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0, help="training seed of the learned sets")
     ap.add_argument("--ifg-samples", type=int, default=0, help="InterFaceGAN samples; 0: auto")
     ap.add_argument("--cache", type=Path, default=Path(".cache/bench_learned"))
     ap.add_argument("--figure", type=Path, default=None)
@@ -98,7 +104,9 @@ def main() -> None:
         params["steps"] = str(args.steps)
     learned, timings = {}, {}
     for method in [m for m in args.methods.split(",") if m]:
-        learned[method], timings[method] = train(tools, method, params, args.cache, console)
+        learned[method], timings[method] = train(
+            tools, method, params, args.cache, console, args.seed
+        )
     if args.train_only:
         return
     sets = {**baseline_sets(tools, args.top, samples=args.ifg_samples), **learned}

@@ -120,17 +120,18 @@ def _run_chunk(
     """Train for about ``seconds`` (at least one step): (steps, mean metrics, wall seconds)."""
     start = time.perf_counter()
     sums: dict[str, float] = {}
-    steps = 0
+    first, calls = trainer.step, 0
     while trainer.step < trainer.total_steps:
-        metrics = trainer.train_step()
-        steps += 1
+        metrics = trainer.train_step()  # may prepare (no step) before the first step
+        calls += 1
         for k, v in metrics.items():
             if k not in _NOT_METRICS:
                 sums[k] = sums.get(k, 0.0) + float(v)
         time.sleep(pause_s)  # sleep(0) still lets the event loop thread take the GIL
         if time.perf_counter() - start >= seconds:
             break
-    return steps, {k: v / max(steps, 1) for k, v in sums.items()}, time.perf_counter() - start
+    means = {k: v / max(calls, 1) for k, v in sums.items()}
+    return trainer.step - first, means, time.perf_counter() - start
 
 
 async def store_result(
@@ -421,6 +422,7 @@ class TrainingLane:
             now_rate = steps / max(seconds, 1e-9)
             rate = now_rate if rate == 0 else 0.7 * rate + 0.3 * now_rate
             status.step = trainer.step
+            status.message = "preparing its start" if "preparing" in metrics else "training"
             status.metrics.clear()
             status.metrics.update(metrics)
             status.accuracy = metrics.get("accuracy", status.accuracy)

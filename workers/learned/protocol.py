@@ -52,7 +52,8 @@ class Trainer(Protocol):
 
     def train_step(self) -> dict[str, float]:
         """One optimisation step; loss terms and metrics, e.g. {"loss", "ce", "mae",
-        "logdet", "accuracy", "step", "seconds"}."""
+        "logdet", "accuracy", "step", "seconds"}. Before the first step it may return
+        {"preparing": 1, ...} without stepping (a start computed in slices)."""
         ...
 
     def state_dict(self) -> dict[str, Any]:

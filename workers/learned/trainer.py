@@ -4,12 +4,16 @@ Each step: z ~ N(0, I) (B, d), k ~ U{0..K-1}, eps ~ ±U[shift_min, shift_max]; r
 x = G(z), x' = G(model.shift(z, k, eps)); the reconstructor R(x, x') predicts k (cross
 entropy) and eps (mean absolute error, weight ``mae_weight``); plus the model's own
 regularisers (curvilinear: ``logdet_weight * (log|det df/dz|)^2`` and
-``length_weight * (||phi(z) - z|| - |eps|)^2``). Adam on both; the
-learning rates follow a cosine from ``lr`` down to ``lr / 10`` over ``steps``.
+``length_weight * (||phi(z) - z|| - |eps|)^2``) and ``orthogonal_weight`` x the mean cos^2
+between the image changes of two directions at the same z (:mod:`.orthogonality`; default on
+for curvilinear, which also starts from the generator's jointly diagonalising basis,
+``init=jacobian``: on ``shapes`` that is what aligns its axes with the true factors).
+Adam on both; the learning rates follow a cosine from ``lr`` down to ``lr / 10`` over ``steps``.
 
 Parameters (``params``, all strings, all optional; defaults in :data:`DEFAULTS`):
 num_directions, steps, batch, lr, lr_directions, image_size, shift_min, shift_max,
-mae_weight, logdet_weight, length_weight (curvilinear), orthonormal (linear),
+mae_weight, logdet_weight, length_weight (curvilinear), orthogonal_weight, orthogonal_step,
+init (random | jacobian: linear and curvilinear), orthonormal (linear),
 dipoles/gamma/step_size (warped),
 layers/hidden (curvilinear).
 """
@@ -31,13 +35,18 @@ from latentedit.workers.learned.directions import (
     LinearDirections,
     WarpedDirections,
 )
+from latentedit.workers.learned.orthogonality import jacobian_skew_steps, orthogonality_loss
 from latentedit.workers.learned.protocol import METHODS
 from latentedit.workers.learned.reconstructor import Reconstructor
 from latentedit.workers.learned.serialize import set_from_bytes
+from latentedit.workers.methods.inversion.optim import Steps
 from latentedit.workers.models.runtime import LoadedModel
 
 #: Default steps per method: each trains within 20 min on 2 CPU cores for ``shapes``.
 DEFAULT_STEPS = {"linear": 3000, "warped": 3000, "curvilinear": 3000}
+
+#: Largest latent size the Jacobian start is computed for (its cost grows as d^3 per step).
+JACOBIAN_MAX_DIM = 128
 
 DEFAULTS: dict[str, str] = {
     "batch": "32",
@@ -49,6 +58,9 @@ DEFAULTS: dict[str, str] = {
     "mae_weight": "0.25",
     "logdet_weight": "0.1",
     "length_weight": "1.0",  # curvilinear: (||phi(z) - z|| - |eps|)^2, keeps edits unit-speed
+    "orthogonal_weight": "",  # "": 20 for curvilinear, else 0 (orthogonality_loss)
+    "orthogonal_step": "0.25",  # latent step of the finite differences of that term
+    "init": "",  # random | jacobian (jacobian_skew); "": jacobian for curvilinear, d <= 128
     "orthonormal": "false",
     "dipoles": "2",
     "gamma": "0",  # 0: 1/d
@@ -72,6 +84,9 @@ class Config:
     mae_weight: float
     logdet_weight: float
     length_weight: float
+    orthogonal_weight: float
+    orthogonal_step: float
+    init: str
     extra: dict[str, Any]  # constructor arguments of the direction model
 
 
@@ -84,6 +99,17 @@ def _num(params: dict[str, str], key: str, kind: type, low: float, high: float) 
     if not (low <= value <= high) or (kind is float and not math.isfinite(value)):
         raise InvalidArgument(f"param {key}={raw!r} must be in [{low}, {high}]")
     return value
+
+
+def _init(method: str, raw: str, latent_dim: int) -> str:
+    if not raw:
+        small = latent_dim <= JACOBIAN_MAX_DIM
+        return "jacobian" if method == "curvilinear" and small else "random"
+    if raw not in ("random", "jacobian"):
+        raise InvalidArgument(f"param init={raw!r} must be random or jacobian")
+    if raw == "jacobian" and method == "warped":
+        raise InvalidArgument("param init=jacobian applies to linear and curvilinear, not warped")
+    return raw
 
 
 def parse_config(method: str, params: dict[str, str], latent_dim: int) -> Config:
@@ -100,6 +126,7 @@ def parse_config(method: str, params: dict[str, str], latent_dim: int) -> Config
     p.setdefault("steps", str(DEFAULT_STEPS[method]))
     k_max = d if method in ("curvilinear",) or p.get("orthonormal") == "true" else 4 * d
     lr = _num(p, "lr", float, 1e-6, 1.0)
+    ortho = {"orthogonal_weight": "20" if method == "curvilinear" else "0", **p}
     extra: dict[str, Any] = {}
     if method == "linear":
         flag = p.get("orthonormal", "false").lower()
@@ -131,6 +158,9 @@ def parse_config(method: str, params: dict[str, str], latent_dim: int) -> Config
         mae_weight=_num(p, "mae_weight", float, 0.0, 100.0),
         logdet_weight=_num(p, "logdet_weight", float, 0.0, 1000.0),
         length_weight=_num(p, "length_weight", float, 0.0, 1000.0),
+        orthogonal_weight=_num(ortho, "orthogonal_weight", float, 0.0, 1000.0),
+        orthogonal_step=_num(p, "orthogonal_step", float, 1e-3, 10.0),
+        init=_init(method, p.get("init") or "", d),
         extra=extra,
     )
     if cfg.shift_min >= cfg.shift_max:
@@ -161,6 +191,8 @@ class VoynovTrainer:
         self.opt_rec = torch.optim.Adam(self.reconstructor.parameters(), lr=cfg.lr)
         self.rng = torch.Generator().manual_seed(seed)
         self.accuracy_ema = 0.0
+        self.started = False  # the init (jacobian) happens at the first step, not on resume
+        self._starting: Steps[None] | None = None
 
     def _lr_factor(self) -> float:
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * self.step / max(1, self.total_steps)))
@@ -173,8 +205,48 @@ class VoynovTrainer:
         sign = torch.randint(0, 2, (b,), generator=self.rng) * 2 - 1
         return z, k, mag * sign
 
+    def _start_steps(self) -> Steps[None]:
+        """The start (init=jacobian) as a step generator; nothing for init=random."""
+        if self.cfg.init != "jacobian":
+            return
+        small = self.model.latent_dim <= 32
+        skew = yield from jacobian_skew_steps(
+            self.model, samples=128 if small else 32, image_size=self.cfg.image_size,
+            seed=self.seed, starts=4 if small else 1,
+        )  # fmt: skip
+        d = self.directions
+        with torch.no_grad():
+            if isinstance(d, LinearDirections) and not d.orthonormal:
+                q = torch.linalg.matrix_exp((skew - skew.T).double())
+                d.weight.copy_(q[: d.num_directions].to(d.weight.dtype))
+            else:  # the skew parameter of expm(S - S^T): curvilinear, linear orthonormal
+                param = d.skew if isinstance(d, CurvilinearDirections) else d.weight
+                param.copy_(skew)
+
+    def _prepare(self, seconds: float = 0.5) -> bool:
+        """Advance the start for about ``seconds``; True once it is done."""
+        if self._starting is None:
+            self._starting = self._start_steps()
+        until = time.perf_counter() + seconds
+        while time.perf_counter() < until:
+            try:
+                next(self._starting)
+            except StopIteration:
+                self.started = True
+                return True
+        return False
+
     def train_step(self) -> dict[str, float]:
+        """One step; before the first, the start runs in slices of ~0.5 s, each returned as
+        {"preparing": 1, "step": 0, ...} without a step (so a job stays cancellable)."""
         start = time.perf_counter()
+        if not self.started and not self._prepare():
+            return {
+                "preparing": 1.0,
+                "step": float(self.step),
+                "total_steps": float(self.total_steps),
+                "seconds": time.perf_counter() - start,
+            }
         factor = self._lr_factor()
         for opt, base in ((self.opt_dir, self.cfg.lr_directions), (self.opt_rec, self.cfg.lr)):
             for group in opt.param_groups:
@@ -200,6 +272,10 @@ class VoynovTrainer:
             length = ((z_shift - z).norm(dim=1) - eps.abs()).pow(2).mean()
             loss = loss + self.cfg.length_weight * length
             out["length"] = float(length.detach())
+        if self.cfg.orthogonal_weight > 0:
+            ortho = self._orthogonality(z, k, x)
+            loss = loss + self.cfg.orthogonal_weight * ortho
+            out["orthogonal"] = float(ortho.detach())
         self.opt_dir.zero_grad(set_to_none=True)
         self.opt_rec.zero_grad(set_to_none=True)
         loss.backward()
@@ -222,6 +298,16 @@ class VoynovTrainer:
             seconds=time.perf_counter() - start,
         )
         return out
+
+    def _orthogonality(self, z: torch.Tensor, k: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """orthogonality_loss of direction k and a random other one at each code z."""
+        kk, h = self.cfg.num_directions, self.cfg.orthogonal_step
+        other = (k + torch.randint(1, kk, k.shape, generator=self.rng)) % kk
+        steps = torch.full((2 * len(z),), h)
+        both = self.model.forward(
+            self.directions.shift(torch.cat([z, z]), torch.cat([k, other]), steps)
+        )
+        return orthogonality_loss(x, both[: len(z)], both[len(z) :], h)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -249,6 +335,7 @@ class VoynovTrainer:
         self.rng.set_state(state["rng"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
+        self.started = True
         self.accuracy_ema = float(state["accuracy_ema"])
 
     def result(self) -> LearnedDirections:

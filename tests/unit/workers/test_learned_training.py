@@ -23,7 +23,7 @@ from latentedit.workers.models.registry import get_spec
 from latentedit.workers.models.runtime import LoadedModel, load_model
 from latentedit.workers.scorers import scorers_for
 
-SMALL = {"steps": "6", "batch": "8", "num_directions": "6", "image_size": "16"}
+SMALL = {"steps": "6", "batch": "8", "num_directions": "6", "image_size": "16", "init": "random"}
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -32,7 +32,7 @@ from latentedit.workers.training_jobs import (
     load_plugin,
 )
 
-PARAMS = {"steps": "6", "batch": "4", "num_directions": "3"}
+PARAMS = {"steps": "6", "batch": "4", "num_directions": "3", "init": "random"}
 
 
 @pytest.fixture(scope="module")
