@@ -4,7 +4,6 @@ and learned sets in the direction store / edit path on a real Redis."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -19,25 +18,10 @@ from latentedit.workers.learned.curvilinear import CurvilinearDirections
 from latentedit.workers.learned.editing import LearnedSets
 from latentedit.workers.learned.measures import evaluate, linear_edit, set_edit
 from latentedit.workers.learned.store import store_set
-from latentedit.workers.models.registry import get_spec
-from latentedit.workers.models.runtime import LoadedModel, load_model
+from latentedit.workers.models.runtime import LoadedModel
 from latentedit.workers.scorers import scorers_for
 
 SMALL = {"steps": "6", "batch": "8", "num_directions": "6", "image_size": "16", "init": "random"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread is faster, and far faster on a loaded machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def shapes() -> LoadedModel:
-    return load_model(get_spec("shapes"))
 
 
 @pytest.mark.parametrize("method", ["linear", "warped", "curvilinear"])
