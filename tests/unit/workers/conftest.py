@@ -1,4 +1,5 @@
-"""A real redis-server on an ephemeral port, in its own temp dir, for store tests."""
+"""A real redis-server on an ephemeral port, in its own temp dir, for store tests; the
+`shapes` model for the learned-direction tests."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from pathlib import Path
 
 import pytest
 import redis
+import torch
 from redis.asyncio import Redis
+
+from latentedit.workers.models.registry import get_spec
+from latentedit.workers.models.runtime import LoadedModel, load_model
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +54,13 @@ async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     await client.flushdb()
     yield client
     await client.aclose()
+
+
+@pytest.fixture(scope="module")
+def shapes() -> Iterator[LoadedModel]:
+    """The ``shapes`` testbed on the CPU, with one torch thread for the module (as in a
+    worker's training thread; tiny tensors run far faster so on a loaded machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield load_model(get_spec("shapes"), "cpu")
+    torch.set_num_threads(before)

@@ -4,7 +4,6 @@ factor directions are known) and how the trainer uses both."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -14,21 +13,7 @@ from latentedit.workers.learned import make_trainer
 from latentedit.workers.learned import trainer as trainer_module
 from latentedit.workers.learned.orthogonality import jacobian_skew, orthogonality_loss
 from latentedit.workers.methods.inversion.optim import Steps
-from latentedit.workers.models.registry import get_spec
-from latentedit.workers.models.runtime import LoadedModel, load_model
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def shapes() -> LoadedModel:
-    return load_model(get_spec("shapes"))
+from latentedit.workers.models.runtime import LoadedModel
 
 
 def test_orthogonality_loss_is_the_squared_cosine_of_the_changes() -> None:
@@ -60,6 +45,8 @@ def test_trainer_defaults_and_checks_of_the_new_params(shapes: LoadedModel) -> N
     cur, lin = parse("curvilinear", {}, 16), parse("linear", {}, 16)
     assert (cur.init, cur.orthogonal_weight) == ("jacobian", 20.0)
     assert (lin.init, lin.orthogonal_weight) == ("random", 0.0)
+    assert (cur.num_directions, lin.num_directions) == (8, 16)
+    assert parse("curvilinear", {}, 6).num_directions == 6  # capped at d
     assert parse("curvilinear", {}, 512).init == "random"  # too large for the start
     assert parse("linear", {"init": "jacobian"}, 16).init == "jacobian"
     with pytest.raises(InvalidArgument, match="init"):

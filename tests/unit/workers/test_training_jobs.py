@@ -20,8 +20,6 @@ from latentedit.jobstate import TERMINAL, JobStore, check_job_id
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.workers.direction_store import DirectionStore
 from latentedit.workers.learned.protocol import METHODS
-from latentedit.workers.models.registry import get_spec
-from latentedit.workers.models.runtime import load_model
 from latentedit.workers.training_jobs import (
     TRAINERS,
     TrainingLane,
@@ -33,14 +31,6 @@ from latentedit.workers.training_jobs import (
 )
 
 PARAMS = {"steps": "6", "batch": "4", "num_directions": "3", "init": "random"}
-
-
-@pytest.fixture(scope="module")
-def shapes():  # type: ignore[no-untyped-def]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in the worker's training thread (and far faster when loaded)
-    yield load_model(get_spec("shapes"), "cpu")
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("method", METHODS)
