@@ -110,6 +110,7 @@ class Worker:
             for name, m in self.models.items()
         }
         self._stop = asyncio.Event()
+        self._beat_now = asyncio.Event()  # the intake lost Redis: heartbeat without waiting
         self.failed = False  # a lane kept failing
         self._entries: dict[int, tuple[str, bytes]] = {}  # id(job) -> (stream, entry id)
         self._inflight: set[bytes] = set()  # entry ids in hand here
@@ -129,6 +130,7 @@ class Worker:
     def stop(self) -> None:
         """Stop reading; finish and acknowledge the batches in hand; return from :meth:`run`."""
         self._stop.set()
+        self._beat_now.set()
 
     # ---- Redis state this worker owns ------------------------------------------------------
 
@@ -185,7 +187,8 @@ class Worker:
             except (RedisError, OSError) as exc:
                 log.warning("heartbeat failed: %s", exc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), HEARTBEAT_EVERY_S)
+                await asyncio.wait_for(self._beat_now.wait(), HEARTBEAT_EVERY_S)
+            self._beat_now.clear()
 
     async def _janitor(self) -> None:
         while not self._stop.is_set():
@@ -219,8 +222,10 @@ class Worker:
                     raise
                 log.warning("consumer group gone (Redis restarted?); re-creating it")
                 await self._ensure_groups()
+                self._beat_now.set()  # the catalogue went with it: gateways answer UNAVAILABLE
             except (RedisError, OSError) as exc:
                 log.warning("redis unavailable (%s); retrying", exc)
+                self._beat_now.set()  # if Redis restarted empty, re-register at once
                 await asyncio.sleep(0.2)
             finally:
                 if not released:

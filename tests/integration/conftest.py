@@ -87,10 +87,28 @@ def health_reference(stack: Stack) -> np.ndarray:
         return pixels(c.generate(MODEL, seeds=[HEALTH_SEED]).images)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test's report carries the log tails of the stacks it used (CI shows them)."""
+    report = yield
+    if report.failed:
+        stacks = list(getattr(item, "private_stacks", []))
+        shared = getattr(item, "funcargs", {}).get("stack")
+        if isinstance(shared, Stack):
+            stacks.append(shared)
+        for s in stacks:
+            if s.config.log_dir:
+                report.sections.append(
+                    (f"stack logs {s.config.log_dir}", log_tails(Path(s.config.log_dir)))
+                )
+    return report
+
+
 @pytest.fixture
-def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
+def make_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Stack]]:
     """``make_stack(**config)`` starts a private stack (port 0, own log dir); stopped after."""
     started: list[Stack] = []
+    request.node.private_stacks = started  # for pytest_runtest_makereport
 
     def make(**kwargs: Any) -> Stack:
         kwargs.setdefault("port", 0)
