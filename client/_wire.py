@@ -153,6 +153,7 @@ def direction(d: pb.Direction) -> Direction:
         params=dict(d.params),
         metrics=dict(d.metrics),
         space=d.space or "z",
+        owner=d.owner,
     )
 
 

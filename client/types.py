@@ -51,6 +51,7 @@ class Direction:
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     space: str = "z"  # "z" or "w" (a w direction edits w and the layers of w+ codes)
+    owner: str = ""  # name of the API key that stored it ("" on an open gateway)
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,8 @@ def test_direction_owners(door: Gateway, keys: tuple[Path, dict[str, str]]) -> N
         Client(door.target, api_key=k["root"], timeout=120) as root,
     ):
         mine = alice.put_direction(MODEL, "door_owned", v)
+        assert mine.owner == "alice"
+        assert bob.get_direction(mine.id).owner == "alice"  # the SDK shows whose it is
         assert alice.put_direction(MODEL, "door_owned", -v).version == mine.version + 1
         with pytest.raises(PermissionDenied, match="belongs to key 'alice'"):
             bob.put_direction(MODEL, "door_owned", v)
