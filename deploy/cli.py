@@ -100,15 +100,9 @@ def _model_worker_args(args: argparse.Namespace) -> list[str]:
 WORKER_GOMP_SPINCOUNT = "20000"
 
 
-def short_openmp_spin(env: dict[str, str] | os._Environ[str] = os.environ) -> None:
-    """Set :data:`WORKER_GOMP_SPINCOUNT` unless the operator chose a spin or wait policy;
-    must run before torch loads libgomp, which reads it once."""
-    if "OMP_WAIT_POLICY" not in env:
-        env.setdefault("GOMP_SPINCOUNT", WORKER_GOMP_SPINCOUNT)
-
-
 def _worker(args: argparse.Namespace) -> None:
-    short_openmp_spin()
+    if "OMP_WAIT_POLICY" not in os.environ:  # before torch loads libgomp, which reads it once
+        os.environ.setdefault("GOMP_SPINCOUNT", WORKER_GOMP_SPINCOUNT)
     from latentedit.workers.training_jobs import TrainingSettings
     from latentedit.workers.worker import WorkerSettings, serve
 
