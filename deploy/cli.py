@@ -90,19 +90,7 @@ def _model_worker_args(args: argparse.Namespace) -> list[str]:
     return out
 
 
-#: Spin iterations before an idle OpenMP thread of the worker sleeps (libgomp's default is
-#: 300 000). Between light batches the compute thread runs Python (plan, encode, publish) while
-#: its team spins, taking a core from the event loop, gateway and Redis: with 20 000, 16 clients
-#: of dcgan-faces cost the worker 0.26-0.29 CPU s per 100 images instead of 0.31-0.35 and
-#: batching on / off rose from 1.5-1.6 to 1.8-2.0 (bench/throughput.py, 5 runs each); one-image
-#: latency unchanged (p50 5.2 vs 5.4 ms). 50 000 and 100 000 gained nothing. Operators' own
-#: GOMP_SPINCOUNT / OMP_WAIT_POLICY win.
-WORKER_GOMP_SPINCOUNT = "20000"
-
-
 def _worker(args: argparse.Namespace) -> None:
-    if "OMP_WAIT_POLICY" not in os.environ:  # before torch loads libgomp, which reads it once
-        os.environ.setdefault("GOMP_SPINCOUNT", WORKER_GOMP_SPINCOUNT)
     from latentedit.workers.training_jobs import TrainingSettings
     from latentedit.workers.worker import WorkerSettings, serve
 
