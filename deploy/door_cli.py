@@ -45,7 +45,9 @@ def _keys(args: argparse.Namespace) -> None:
             raise SystemExit(f"no key named {args.name!r} in {path}")
         ring.save(path)
         out.print(f"removed key {args.name}")
-    else:
+    if args.action in ("add", "remove"):
+        Console(stderr=True).print("running gateways load the change on SIGHUP (kill -HUP <pid>)")
+    if args.action == "list":
         for k in ring.keys.values():
             allowed = ",".join(sorted(k.models)) or "*"
             out.print(

@@ -93,6 +93,17 @@ class Door:
         self.max_timeout_s = max_timeout_s
         self._buckets: dict[str, _Bucket] = {}
 
+    def replace_keys(self, keys: KeyRing) -> None:
+        """Serve ``keys`` from the next call on (a re-read key file); the rate buckets of
+        keys that are gone or changed start afresh. Calls in flight keep their admission."""
+        if self.keys is None:
+            raise ValueError("this gateway was started without --auth-file: it stays open")
+        old = self.keys.keys
+        self.keys = keys
+        for name in list(self._buckets):
+            if keys.keys.get(name) != old.get(name):
+                del self._buckets[name]
+
     def authenticate(self, metadata: Any) -> tuple[ApiKey | None, grpc.StatusCode, str]:
         """-> (key, OK, "") or (None, status, message)."""
         if self.keys is None:

@@ -46,6 +46,21 @@ def interceptor(settings: GatewaySettings) -> DoorInterceptor:
     return DoorInterceptor(Door(keys, inflight, settings.max_timeout_s))
 
 
+def reload_keys(door: Door, path: str) -> bool:
+    """Re-read the key file into ``door`` (SIGHUP); a file that does not parse changes nothing.
+
+    Returns True when the new keys are in use.
+    """
+    try:
+        keys = KeyRing.load(path)
+    except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
+        log.error("key file %s not reloaded, the old keys stay in use: %s", path, exc)
+        return False
+    door.replace_keys(keys)
+    log.info("API keys reloaded: %d key(s) from %s", len(keys.keys), path)
+    return True
+
+
 def add_port(server: grpc.aio.Server, settings: GatewaySettings) -> int:
     """Bind ``settings.listen``: TLS with --tls-cert/--tls-key, mutual TLS with --tls-client-ca."""
     if settings.tls_cert:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -377,7 +378,8 @@ async def create_server(
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
     ]
-    server = grpc.aio.server(options=options, interceptors=[door_setup.interceptor(settings)])
+    door = door_setup.interceptor(settings)
+    server = grpc.aio.server(options=options, interceptors=[door])
     queue = JobQueue(
         settings.redis_url,
         settings.gateway_id,
@@ -406,6 +408,13 @@ async def create_server(
     draining = service.draining
     watcher = asyncio.create_task(_watch_health(queue, health_servicer, draining))
 
+    if settings.auth_file:  # `latentedit keys add` then SIGHUP: no restart needed
+        path = settings.auth_file
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, door_setup.reload_keys, door.door, path
+            )
+
     async def close(grace: float = 30.0) -> None:
         """Drain: health NOT_SERVING, new calls refused, calls in flight get ``grace`` s."""
         log.info("draining: health NOT_SERVING, open watches end")
@@ -423,9 +432,8 @@ async def create_server(
 
 
 async def serve(settings: GatewaySettings) -> None:
-    """Run the gateway until SIGTERM/SIGINT; in-flight calls get a grace period."""
-    import signal
-
+    """Run the gateway until SIGTERM/SIGINT (SIGHUP re-reads the key file); in-flight calls
+    get a grace period."""
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     _, port, close = await create_server(settings)

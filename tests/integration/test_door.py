@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import signal
 import subprocess
 import sys
 import time
@@ -159,6 +160,54 @@ def test_direction_owners(door: Gateway, keys: tuple[Path, dict[str, str]]) -> N
         assert root.put_direction(MODEL, "door_owned", v).version == mine.version + 2
         assert root.delete_direction(mine.id) is True
         assert root.delete_direction(found[0].id) is True
+
+
+def test_sighup_reloads_the_key_file_and_a_broken_one_changes_nothing(
+    stack: Stack, tmp_path: Path
+) -> None:
+    path = tmp_path / "keys.toml"
+    ring = KeyRing()
+    first = ring.add("first")
+    ring.save(path)
+    gw = start_gateway(stack.redis_url, tmp_path / "logs", ["--auth-file", str(path)], first)
+
+    def works(key: str) -> bool:
+        with Client(gw.target, api_key=key, timeout=10, retries=0) as c:
+            try:
+                return bool(c.models())
+            except Unauthenticated:
+                return False
+
+    def reloads() -> int:
+        text = gw.log.read_text()
+        return text.count("API keys reloaded") + text.count("not reloaded")
+
+    def reload() -> None:
+        before = reloads()
+        gw.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while reloads() == before:
+            assert time.monotonic() < deadline, "the gateway did not log a reload"
+            time.sleep(0.05)
+
+    try:
+        later = ring.add("later")  # `latentedit keys add` does the same to the file
+        ring.save(path)
+        assert not works(later)  # read at start only ...
+        reload()
+        assert works(later) and works(first)  # ... and again on SIGHUP, without a restart
+
+        path.write_text("[keys.broken\n")  # a half-written file: the old keys stay
+        reload()
+        assert "not reloaded" in gw.log.read_text()
+        assert works(later) and works(first) and gw.proc.poll() is None
+
+        del ring.keys["first"]  # a revoked key stops working
+        ring.save(path)
+        reload()
+        assert works(later) and not works(first)
+    finally:
+        gw.stop()
 
 
 def test_tls_and_mutual_tls_sync_and_async(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
 import pytest
 
+from latentedit.server import door_setup
 from latentedit.server.auth import Door, model_of
 from latentedit.server.auth_keys import KeyRing
 from latentedit.v1 import latentedit_pb2 as pb
@@ -96,3 +98,34 @@ def test_open_gateway_warns_beyond_loopback(caplog: pytest.LogCaptureFixture) ->
         GatewaySettings(tls_cert="c.pem")
     with pytest.raises(ValueError, match="mutual TLS"):
         GatewaySettings(tls_client_ca="ca.pem")
+
+
+async def test_replaced_keys_serve_the_next_call_and_reset_changed_buckets(tmp_path: Path) -> None:
+    ring = KeyRing()
+    old_key = ring.add("old", rate=1, burst=1)
+    door = Door(ring)
+    key = ring.keys["old"]
+    assert (await door.admit(key, pb.ListModelsRequest()))[0] == grpc.StatusCode.OK
+    assert (await door.admit(key, pb.ListModelsRequest()))[0] == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    path = tmp_path / "keys.toml"
+    new = KeyRing.load(_saved(ring, path))
+    new_key = new.add("new")
+    new.keys["old"] = replace(new.keys["old"], rate=100, burst=5)  # raised by the operator
+    new.save(path)
+    assert door_setup.reload_keys(door, str(path))
+    assert door.authenticate(_md(f"Bearer {new_key}"))[1] == grpc.StatusCode.OK
+    raised = door.authenticate(_md(f"Bearer {old_key}"))[0]
+    assert raised is not None and raised.rate == 100
+    assert (await door.admit(raised, pb.ListModelsRequest()))[0] == grpc.StatusCode.OK
+
+    path.write_text("[keys.broken")  # does not parse: nothing changes
+    assert not door_setup.reload_keys(door, str(path))
+    assert door.authenticate(_md(f"Bearer {new_key}"))[1] == grpc.StatusCode.OK
+    with pytest.raises(ValueError, match="without --auth-file"):
+        Door(None).replace_keys(new)
+
+
+def _saved(ring: KeyRing, path: Path) -> Path:
+    ring.save(path)
+    return path
