@@ -51,6 +51,7 @@ return id
 REPLY_TTL_S = 3600
 MONITOR_EVERY_S = 0.5
 MARKER_TTL_S = 60
+REPLY_RETRY_S = (0.02, 0.5)  # first and longest pause between failed reply-stream reads
 
 
 @dataclass
@@ -251,16 +252,19 @@ class JobQueue:
 
     async def _read_replies(self) -> None:
         last_id = "0-0"  # the stream is this gateway's alone; read from its start
+        backoff = REPLY_RETRY_S[0]  # a restarted Redis is back in ms: retry soon, then less often
         while not self._closing:
             try:
                 reply: Any = await self.redis.xread(
                     {self.reply_stream: last_id}, block=1000, count=256
                 )
+                backoff = REPLY_RETRY_S[0]
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
-                log.warning("reply stream read failed (%s); retrying", exc)
-                await asyncio.sleep(0.5)
+                log.warning("reply stream read failed (%s); retrying in %.2f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(2 * backoff, REPLY_RETRY_S[1])
                 continue
             done = []
             for _, entries in reply or []:

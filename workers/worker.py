@@ -71,6 +71,7 @@ JANITOR_EVERY_S = 2.0
 LOST_IDLE_MS = 3000  # own pending entries idle this long and not in hand are re-run
 IDLE_BLOCK_MS = 1000  # blocking read while idle: wakes at once when a job arrives
 POLL_S = 0.001  # gathering poll interval
+INTAKE_RETRY_S = (0.02, 0.5)  # first and longest pause between reads that cannot reach Redis
 MAX_DELIVERIES = 3  # after this many deliveries a job becomes a dead letter
 LANE_FAILURES_PER_MIN = 5  # more and the worker stops
 
@@ -209,11 +210,14 @@ class Worker:
             self._recovered += taken
 
     async def _intake(self) -> None:
+        reachable = True  # the last read reached Redis (a lost Redis wakes the heartbeat once)
+        pause = INTAKE_RETRY_S[0]
         while not self._stop.is_set():
             await self._generator_free.acquire()
             released = False
             try:
                 batch = await self._next_batch()
+                reachable = True
                 if batch:
                     released = True  # the batch releases it once rendered
                     self._dispatch(batch)
@@ -225,8 +229,12 @@ class Worker:
                 self._beat_now.set()  # the catalogue went with it: gateways answer UNAVAILABLE
             except (RedisError, OSError) as exc:
                 log.warning("redis unavailable (%s); retrying", exc)
-                self._beat_now.set()  # if Redis restarted empty, re-register at once
-                await asyncio.sleep(0.2)
+                if reachable:  # if Redis restarted empty, re-register at once
+                    self._beat_now.set()
+                    pause = INTAKE_RETRY_S[0]  # a restarted Redis is back within ms
+                reachable = False
+                await asyncio.sleep(pause)
+                pause = min(2 * pause, INTAKE_RETRY_S[1])
             finally:
                 if not released:
                     self._generator_free.release()
