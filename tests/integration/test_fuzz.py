@@ -16,6 +16,8 @@ EXAMPLES_PER_RPC = 120
 
 
 def _fuzz_module():  # type: ignore[no-untyped-def]
+    if str(ROOT / "bench") not in sys.path:  # its sibling fuzz_requests.py, as when run
+        sys.path.insert(0, str(ROOT / "bench"))
     spec = importlib.util.spec_from_file_location("latentedit_fuzz", ROOT / "bench/fuzz.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
