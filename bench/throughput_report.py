@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from throughput import Load, Local
+    from throughput import Load
+    from throughput_local import Local
 
 LOADS = ("on raw", "off raw", "on png")
 RATIOS = {
