@@ -45,15 +45,15 @@ def _keys(args: argparse.Namespace) -> None:
             raise SystemExit(f"no key named {args.name!r} in {path}")
         ring.save(path)
         out.print(f"removed key {args.name}")
-    if args.action in ("add", "remove"):
-        Console(stderr=True).print("running gateways load the change on SIGHUP (kill -HUP <pid>)")
-    if args.action == "list":
+    else:
         for k in ring.keys.values():
             allowed = ",".join(sorted(k.models)) or "*"
             out.print(
                 f"{k.name}\tmodels={allowed}\trate={k.rate:g}\tmax_inflight={k.max_inflight}"
                 f"\tadmin={k.admin}"
             )
+    if args.action != "list":
+        Console(stderr=True).print("running gateways load the change on SIGHUP (kill -HUP <pid>)")
 
 
 def add_keys_parser(sub: Any) -> None:
