@@ -101,7 +101,20 @@ class DCGANGenerator(nn.Module):
 
 # ---- loading any DCGAN state dict ---------------------------------------------------------
 
-STATE_KEYS = ("netG_state_dict", "state_dict", "g_ema", "generator", "netG", "G", "model")
+STATE_KEYS = (
+    "netG_state_dict",
+    "generator_state_dict",
+    "G_state_dict",
+    "gen_state_dict",
+    "state_dict",
+    "model_state_dict",
+    "g_ema",
+    "generator",
+    "netG",
+    "gen",
+    "G",
+    "model",
+)
 
 
 def find_state_dict(checkpoint: object) -> dict[str, Tensor]:

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from pickle import UnpicklingError
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from latentedit.errors import Unavailable
 from latentedit.workers.models.contract import GeneratorInfo, is_style
 from latentedit.workers.models.dcgan import dcgan_from_state_dict, find_state_dict
 from latentedit.workers.models.registry import ARCHITECTURES, ModelSpec, PackagedWeights
+from latentedit.workers.models.safe_pickle import load_torch_file
 from latentedit.workers.models.stylegan2_ckpt import load_stylegan2
 
 log = logging.getLogger(__name__)
@@ -175,13 +177,13 @@ def build_generator(spec: ModelSpec) -> tuple[nn.Module, str]:
         if spec.architecture == "stylegan2":
             generator: nn.Module = load_stylegan2(path)
         elif spec.architecture == "dcgan":
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            checkpoint = load_torch_file(path)
             if spec.weights is not None:
                 checkpoint = checkpoint[spec.weights.state_dict_key]
             generator = dcgan_from_state_dict(find_state_dict(checkpoint))
         else:
             raise ValueError(f"architecture {spec.architecture!r} takes no weights file")
-    except (ValueError, KeyError, RuntimeError, OSError) as exc:
+    except (ValueError, KeyError, RuntimeError, OSError, UnpicklingError) as exc:
         raise ModelLoadError(f"model {spec.name} ({spec.architecture}, {path}): {exc}") from exc
     return generator, digest
 

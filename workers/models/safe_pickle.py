@@ -14,10 +14,15 @@ nothing. Any other global raises :class:`UnsafePickleError`.
 (The stdlib's ``pickle.Unpickler.find_class`` override is the documented way
 to restrict globals; torch's own ``weights_only`` unpickler cannot be
 extended with a stand-in for the persistence reconstructor.)
+
+:func:`load_torch_file` reads ``torch.save`` checkpoints with torch's own
+``weights_only`` unpickler, plus the few plain-data classes training scripts store
+next to the weights (:data:`CHECKPOINT_GLOBALS`).
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import io
 import pickle
@@ -146,3 +151,33 @@ def load_pickle(path: str | Path) -> Any:
     """Unpickle ``path`` with :class:`RestrictedUnpickler`."""
     with Path(path).open("rb") as f:
         return RestrictedUnpickler(f).load()
+
+
+#: Plain-data classes a ``torch.save`` checkpoint may hold besides torch's own allow-list:
+#: rosinality's ``train.py`` stores its ``argparse`` options as ``"args"`` next to ``g_ema``
+#: (a Namespace is rebuilt as an empty object plus a dict of values; nothing is called).
+CHECKPOINT_GLOBALS: list[Any] = [argparse.Namespace]
+
+
+def load_torch_file(path: str | Path) -> Any:
+    """``torch.load(path, weights_only=True)`` on CPU, also allowing :data:`CHECKPOINT_GLOBALS`.
+
+    Raises :class:`UnsafePickleError` naming the globals outside the allow-list (a whole
+    pickled ``nn.Module``, say); nothing from the file runs.
+    """
+    try:
+        with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # a file torch cannot even scan: name nothing
+            unsafe = []
+        allowed = {f"{c.__module__}.{c.__qualname__}" for c in CHECKPOINT_GLOBALS}
+        named = [g for g in unsafe if g not in allowed]
+        raise UnsafePickleError(
+            f"{path}: not loadable with weights_only=True"
+            + (f": it pickles {', '.join(named)}" if named else "")
+            + "; save the generator's state_dict() (tensors only) instead "
+            "(nothing from the file was executed)"
+        ) from None

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from latentedit.workers.models.safe_pickle import load_pickle
+from latentedit.workers.models.safe_pickle import UnsafePickleError, load_pickle, load_torch_file
 from latentedit.workers.models.stylegan2 import BLUR, StyleGAN2Generator, fir_kernel
 
 
@@ -255,9 +255,9 @@ def load_stylegan2(path: str | Path) -> StyleGAN2Generator:
     if path.suffix == ".pkl":
         return from_nvidia_pickle(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path}: not loadable with weights_only=True: {exc}") from None
+        ckpt = load_torch_file(path)
+    except UnsafePickleError as exc:
+        raise CheckpointError(str(exc)) from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: expected a dict, got {type(ckpt).__name__}")
     state = ckpt.get("g_ema", ckpt)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,30 @@ def test_a_dcgan_with_other_names_and_sizes_loads_by_order_and_shape() -> None:
         out = loaded(z)
         torch.testing.assert_close(out, reference(z), rtol=0, atol=0)
     assert out.shape == (4, 3, 32, 32) and out.std() > 0
+
+
+def test_dcgan_checkpoint_files_load_weights_only(tmp_path: Path) -> None:
+    """A training checkpoint (argparse options, optimiser) loads; a pickled module is refused."""
+    state = random_dcgan_state(latent_dim=32, widths=(64, 32), seed=2)  # 16 px
+    path = tmp_path / "ckpt.pt"
+    torch.save(
+        {
+            "generator_state_dict": _renamed(state),
+            "optimizer_state_dict": {"state": {}, "param_groups": [{"lr": 2e-4, "params": []}]},
+            "args": argparse.Namespace(nz=32, ngf=16),
+            "epoch": 7,
+        },
+        path,
+    )
+    spec = parse_model_arg(f"small=dcgan:{path}")
+    model = load_model(spec)
+    assert (model.info.resolution, model.info.z_dim) == (16, 32)
+    assert model.render(np.zeros((1, 32), np.float32)).shape == (1, 16, 16, 3)
+    whole = tmp_path / "module.pt"
+    generator = DCGANGenerator(32, 3, widths=(64, 32))
+    torch.save(generator, whole)  # the whole nn.Module: needs code from the file to rebuild
+    with pytest.raises(ModelLoadError, match=r"it pickles .*DCGANGenerator.*state_dict\(\)"):
+        load_model(parse_model_arg(f"whole=dcgan:{whole}"))
 
 
 def test_dcgan_layers_that_do_not_fit_name_the_key() -> None:
