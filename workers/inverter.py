@@ -62,6 +62,20 @@ DEFAULT_STEPS = {
 }
 
 
+async def watch_cancel(
+    redis: Redis, flags: list[tuple[str, threading.Event]], every_s: float = 0.5
+) -> None:
+    """Set each job's event once its caller gave up (``le:cancel:{id}``); polls until cancelled."""
+    if not flags:
+        return
+    names = [keys.cancelled(job_id) for job_id, _ in flags]
+    while True:
+        for (_, event), flag in zip(flags, await redis.mget(names), strict=True):
+            if flag is not None:
+                event.set()
+        await asyncio.sleep(every_s)
+
+
 @dataclass
 class _Member:
     job: jobs_pb2.Job
@@ -202,16 +216,7 @@ class Inverter:
         return [pair async for pair in self.stream(model, jobs, publish)]
 
     async def _watch_cancel(self, members: list[_Member]) -> None:
-        """Poll the cancel flags of the jobs twice a second."""
-        names = [keys.cancelled(m.job.id) for m in members]
-        if not names:
-            return
-        while True:
-            flags = await self.redis.mget(names)
-            for m, flag in zip(members, flags, strict=True):
-                if flag is not None:
-                    m.cancelled.set()
-            await asyncio.sleep(0.5)
+        await watch_cancel(self.redis, [(m.job.id, m.cancelled) for m in members])
 
     def _start(
         self,

@@ -192,12 +192,12 @@ class JobRunner:
             await self._invert(model, invert, publish)
         if style_invert:
             try:
-                for job, result in zip(
-                    style_invert,
-                    await run_style_inversions(model, style_invert, self.limits, publish),
-                    strict=True,
-                ):
-                    await publish(job, result)
+                outcomes = await run_style_inversions(
+                    model, style_invert, self.limits, publish, self.store.redis
+                )
+                for job, outcome in zip(style_invert, outcomes, strict=True):
+                    failed = isinstance(outcome, LatentEditError)
+                    await publish(job, error_result(job.id, outcome) if failed else outcome)
             except LatentEditError as err:
                 for job in style_invert:
                     await publish(job, error_result(job.id, err))

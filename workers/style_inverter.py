@@ -8,19 +8,23 @@ measured on the uint8 reconstruction against the preprocessed target, as for z.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import numpy as np
 import torch
+from redis.asyncio import Redis
 
 from latentedit import validate, validate_spaces
+from latentedit.aiotasks import stop_tasks
 from latentedit.codec import decode_image, encode_image, to_tensor
-from latentedit.errors import InvalidArgument
+from latentedit.errors import Cancelled, InvalidArgument
 from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.validate import Limits
+from latentedit.workers.inverter import watch_cancel
 from latentedit.workers.methods import inversion as inv
 from latentedit.workers.methods.inversion.metrics import psnr_uint8
 from latentedit.workers.methods.preprocess import Crop, preprocess
@@ -94,50 +98,73 @@ async def run_style_inversions(
     jobs: list[jobs_pb2.Job],
     limits: Limits,
     publish: Publish | None = None,
-) -> list[jobs_pb2.JobResult]:
+    redis: Redis | None = None,
+) -> list[jobs_pb2.JobResult | Cancelled]:
     """Invert every job (all w or w+, already checked) as one batch per space and step budget.
 
     Jobs that asked for progress (InvertStream) get InvertProgress events through ``publish``
-    every 10 steps.
+    every 10 steps. With ``redis``, the cancel flags of the jobs are watched: a job whose
+    caller gave up (cancelled, deadline passed) ends with Cancelled, and its batch stops at
+    the next step once every job in it has.
     """
     loop = asyncio.get_running_loop()
+    gave_up = {job.id: threading.Event() for job in jobs}
+    watcher = (
+        None if redis is None else asyncio.create_task(watch_cancel(redis, [*gave_up.items()]))
+    )
     results: dict[str, jobs_pb2.JobResult] = {}
     groups: dict[tuple[str, int], list[jobs_pb2.Job]] = {}
     for job in jobs:
         space = validate_spaces.space(job.invert.space, spaces_of(model))
         groups.setdefault((space, job.invert.steps or DEFAULT_STEPS[space]), []).append(job)
-    for (space, steps), members in groups.items():
-        prepared = [_targets(j.invert, model, limits) for j in members]
-        pixels = np.concatenate([p for p, _ in prepared])
-        start = time.perf_counter()
-        seed = members[0].invert.seed
-        progress = _progress(members, [len(p) for p, _ in prepared], publish, loop)
-        out = await asyncio.to_thread(
-            project, model, from_uint8(pixels, model.device), space, steps, seed, progress
-        )
-        recon = await asyncio.to_thread(render_codes, model, out.codes, space)
-        seconds = time.perf_counter() - start
-        with torch.no_grad():
-            ssim = inv.ssim(from_uint8(recon) * 0.5 + 0.5, from_uint8(pixels) * 0.5 + 0.5).numpy()
-        psnr = psnr_uint8(recon, pixels)
-        offset = 0
-        for job, (p, crops) in zip(members, prepared, strict=True):
-            sl = slice(offset, offset + len(p))
-            offset += len(p)
-            fmt = job.invert.image_format
-            results[job.id] = jobs_pb2.JobResult(
-                job_id=job.id,
-                invert=pb.InvertResponse(
-                    model_version=model.version,
-                    latents=to_tensor(out.codes[sl]),
-                    reconstructions=[encode_image(x, fmt) for x in recon[sl]],
-                    psnr=psnr[sl].tolist(),
-                    ssim=ssim[sl].tolist(),
-                    steps=out.steps,
-                    seconds=seconds,
-                    method="optimize",
-                    methods=["optimize"] * len(p),
-                    crops=[pb.CropBox(left=c.left, top=c.top, size=c.size) for c in crops],
-                ),
+    try:
+        for (space, steps), members in groups.items():
+            prepared = [await asyncio.to_thread(_targets, j.invert, model, limits) for j in members]
+            pixels = np.concatenate([p for p, _ in prepared])
+            start = time.perf_counter()
+            seed = members[0].invert.seed
+            progress = _progress(members, [len(p) for p, _ in prepared], publish, loop)
+
+            def stop(members: list[jobs_pb2.Job] = members) -> bool:
+                return all(gave_up[j.id].is_set() for j in members)
+
+            targets = from_uint8(pixels, model.device)
+            out = await asyncio.to_thread(
+                project, model, targets, space, steps, seed, progress, stop
             )
-    return [results[j.id] for j in jobs]
+            if stop():
+                continue
+            recon = await asyncio.to_thread(render_codes, model, out.codes, space)
+            seconds = time.perf_counter() - start
+            with torch.no_grad():
+                ssim = inv.ssim(
+                    from_uint8(recon) * 0.5 + 0.5, from_uint8(pixels) * 0.5 + 0.5
+                ).numpy()
+            psnr = psnr_uint8(recon, pixels)
+            offset = 0
+            for job, (p, crops) in zip(members, prepared, strict=True):
+                sl = slice(offset, offset + len(p))
+                offset += len(p)
+                fmt = job.invert.image_format
+                results[job.id] = jobs_pb2.JobResult(
+                    job_id=job.id,
+                    invert=pb.InvertResponse(
+                        model_version=model.version,
+                        latents=to_tensor(out.codes[sl]),
+                        reconstructions=[encode_image(x, fmt) for x in recon[sl]],
+                        psnr=psnr[sl].tolist(),
+                        ssim=ssim[sl].tolist(),
+                        steps=out.steps,
+                        seconds=seconds,
+                        method="optimize",
+                        methods=["optimize"] * len(p),
+                        crops=[pb.CropBox(left=c.left, top=c.top, size=c.size) for c in crops],
+                    ),
+                )
+    finally:
+        if watcher is not None:
+            await stop_tasks([watcher])
+    return [
+        Cancelled("cancelled by the caller") if gave_up[j.id].is_set() else results[j.id]
+        for j in jobs
+    ]

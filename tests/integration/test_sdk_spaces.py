@@ -7,6 +7,8 @@ weights in rosinality's layout at 32 px, 2 mapping layers, narrow widths), writt
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,8 +36,7 @@ def write_checkpoint(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-
+def sg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("spaces")
     ckpt = write_checkpoint(tmp / "sg2.pt")
     stack = Stack(
@@ -48,10 +49,15 @@ def sg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     )
     try:
         stack.start(timeout=180)
-        with Client(stack.target, timeout=300) as c:
-            yield c
+        yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="module")
+def sg(sg_stack: Stack) -> Iterator[Client]:
+    with Client(sg_stack.target, timeout=300) as c:
+        yield c
 
 
 def pixels(images: list[Any]) -> np.ndarray:
@@ -183,6 +189,30 @@ def test_invert_in_w_plus_recovers_generated_images(sg: Client) -> None:
     events = list(sg.invert_stream(NAME, target.images[:1], space="w+", steps=20))
     assert [e.step for e in events[:-1]] == [10, 20]  # type: ignore[union-attr]
     assert isinstance(events[-1], Inverted) and events[-1].latents.shape == (1, NUM_WS, W_DIM)
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_cancelled_w_plus_inversion_stops_its_work(sg: Client, sg_stack: Stack) -> None:
+    target = sg.generate(NAME, seeds=[3], space="w+").images
+    pid = sg_stack.workers[0].pid
+    events = []
+    for event in sg.invert_stream(NAME, target, space="w+", steps=5000):
+        events.append(event)
+        break  # cancels the call after the first progress event (step 10)
+    assert events[0].step == 10  # type: ignore[union-attr]
+    time.sleep(2.5)  # the worker polls cancel flags twice a second, then stops at a step
+    before, start = _cpu_seconds(pid), time.monotonic()
+    time.sleep(3)
+    busy = (_cpu_seconds(pid) - before) / (time.monotonic() - start)
+    # Still optimising, the worker would use about a core (5000 steps: about a minute).
+    assert busy < 0.25, f"worker still busy ({busy:.2f} CPU s per s) after the cancel"
+    quick = sg.invert(NAME, target, space="w+", steps=10)
+    assert quick.latents.shape == (1, NUM_WS, W_DIM)
 
 
 def test_z_only_models_refuse_w(client: Client) -> None:

@@ -68,6 +68,7 @@ def project(
     steps: int,
     seed: int = 0,
     progress: Progress | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> StyleInversion:
     """Optimise w or w+ codes so the model renders ``targets`` (N, 3, H, W) in [-1, 1].
 
@@ -76,6 +77,7 @@ def project(
         steps: Adam steps (>= 1).
         seed: seeds the code noise.
         progress: called every 10 steps and at the end; returning True stops early.
+        stop: checked before every step; True stops at once (the callers gave up).
     """
     num_ws = spaces_of(model).num_ws
     mean, spread = w_statistics(model)
@@ -91,6 +93,8 @@ def project(
     best_mse = torch.full((n,), float("inf"), device=target.device)
     done = 0
     for step in range(steps):
+        if stop is not None and stop():
+            break
         t = step / steps
         for group in opt.param_groups:
             group["lr"] = learning_rate(t)
