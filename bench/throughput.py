@@ -7,7 +7,9 @@
 
 ``--model`` names any model the worker can serve (default ``dcgan-faces``); ``--worker-arg``
 (repeatable) passes flags through to ``latentedit worker`` (e.g. an operator's model
-definition; when one of them contains ``--model`` the bench does not add ``--models``).
+definition; when one of them contains ``--model`` the bench does not add ``--models``);
+``--worker-env KEY=VALUE`` (repeatable) sets a variable in the workers' environment only
+(e.g. ``OMP_WAIT_POLICY=PASSIVE``; the in-process side keeps this process's).
 ``SERVED`` below is that model, ``d`` its latent size. ``--torch-threads N`` sets the generator's
 intra-op threads in-process and in the workers alike (on a machine shared with other work, 1
 avoids threads waiting on each other). Before the rounds, ``--latency-calls`` one-image Generate
@@ -254,6 +256,7 @@ def start_service(
         max_wait_ms=max_wait_ms,
         log_dir=os.path.join(logs, label),
         extra_worker_args=["--metrics-port", str(metrics_port), *SERVED.worker_args],
+        worker_env=SERVED.worker_env,
     )
     stack = exits.enter_context(Stack(config))
     return Service(label, stack, metrics_port)
@@ -381,6 +384,13 @@ def main() -> None:
         "--worker-arg", action="append", default=[], help="extra `latentedit worker` flag"
     )
     parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set in the workers' environment only (e.g. OMP_WAIT_POLICY=PASSIVE)",
+    )
+    parser.add_argument(
         "--sweep", default="", help="concurrencies for batching on / off, e.g. 1,2,4,8,16,32,64"
     )
     parser.add_argument("--sweep-calls", type=int, default=128, help="calls per sweep load")
@@ -396,6 +406,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     SERVED.model, SERVED.worker_args = args.model, list(args.worker_arg)
+    for item in args.worker_env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--worker-env takes KEY=VALUE, got {item!r}")
+        SERVED.worker_env[key] = value
     if args.torch_threads:
         import torch
 

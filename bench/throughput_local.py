@@ -20,6 +20,7 @@ class Served:
     model: str = "dcgan-faces"  # --model
     dim: int = 100  # the model's latent size
     worker_args: list[str] = field(default_factory=list)  # --worker-arg
+    worker_env: dict[str, str] = field(default_factory=dict)  # --worker-env
 
 
 SERVED = Served()

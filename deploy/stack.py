@@ -50,6 +50,7 @@ class StackConfig:
     redis_appendonly: bool = False  # private redis-server: AOF persistence (fsync every write)
     extra_gateway_args: list[str] = field(default_factory=list)
     extra_worker_args: list[str] = field(default_factory=list)
+    worker_env: dict[str, str] = field(default_factory=dict)  # added to the workers' environment
 
 
 def _end(proc: subprocess.Popen[bytes], kill: bool, grace: float = 30.0) -> None:
@@ -76,12 +77,14 @@ class Stack:
 
     # ---- children ----------------------------------------------------------------------
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, args: list[str], env_extra: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         out = None
         if self.config.log_dir:
             Path(self.config.log_dir).mkdir(parents=True, exist_ok=True)
             out = open(Path(self.config.log_dir) / f"{name}.log", "ab")  # noqa: SIM115
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **(env_extra or {}))
         try:
             return subprocess.Popen(
                 args, stdout=out, stderr=subprocess.STDOUT if out else None, env=env
@@ -183,7 +186,7 @@ class Stack:
         ]
         if self.config.models:
             args += ["--models", ",".join(self.config.models)]
-        proc = self._spawn(f"worker{len(self.workers)}", args)
+        proc = self._spawn(f"worker{len(self.workers)}", args, self.config.worker_env)
         self.workers.append(proc)
         return proc
 
