@@ -38,8 +38,8 @@ def test_the_jacobian_start_finds_the_true_factors_of_shapes(shapes: LoadedModel
     best = cos.max(1).values
     # Which local minimum the joint diagonalisation lands in depends on the last bits of the
     # renders (thread count, CPU model): seeds 0-3 with 1 and 2 threads gave a mean best
-    # |cos| of the top 6 of 0.76-0.78 and 2-5 factors within ~25 degrees. Random rotations: 0.42 on average,
-    # 0.53 at most in 200 draws, none within 25 degrees.
+    # |cos| of the top 6 of 0.76-0.78 and 2-5 factors within ~25 degrees. Random rotations:
+    # 0.42 on average, 0.53 at most in 200 draws, none within 25 degrees.
     assert float(best[:6].mean()) >= 0.65, cos
     aligned = set(cos.argmax(1)[best >= 0.9].tolist())
     assert len(aligned) >= 2, cos  # distinct true factors, each within ~25 degrees
