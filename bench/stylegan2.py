@@ -18,8 +18,10 @@
    process, from /proc) / in-process (the steadier figure on a shared machine).
 
 The generator's compute dominates here (hundreds of ms per image on CPU), so the ratio shows
-whether the service adds anything beyond it. Bounded: fixed image counts, per-call deadline.
-The last line is one JSON object with every figure.
+whether the service adds anything beyond it. Workers start with the malloc settings of
+``deploy/malloc_env.py`` (a 256-px render ~25 % faster); this process keeps its own, so for
+like-for-like figures export ``WORKER_MALLOC``'s variables before running the bench.
+Bounded: fixed image counts, per-call deadline. The last line is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -63,8 +65,11 @@ def in_process_rate(model: Any, batch: int, images: int) -> tuple[float, float]:
     return images / (time.perf_counter() - start), (time.process_time() - cpu) / images
 
 
-def service_rate(target: str, name: str, clients: int, rows: int, images: int) -> float:
-    """images/s of ``clients`` threads sending Generate(rows latents, RAW) until ``images``."""
+def service_rate(
+    target: str, name: str, clients: int, rows: int, images: int, pids: list[int]
+) -> tuple[float, float]:
+    """(images/s, CPU seconds of ``pids`` and this process) of ``clients`` threads sending
+    Generate(rows latents, RAW) until ``images``; each client's warm-up call not counted."""
     per_client = max(1, images // (clients * rows))
     go = threading.Barrier(clients + 1)
     errors: list[BaseException] = []
@@ -86,12 +91,13 @@ def service_rate(target: str, name: str, clients: int, rows: int, images: int) -
     for t in threads:
         t.start()
     go.wait()
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), sum(map(cpu_seconds, pids)) + time.process_time()
     for t in threads:
         t.join()
     if errors:
         raise RuntimeError(f"service load failed: {errors[0]!r}")
-    return clients * per_client * rows / (time.perf_counter() - start)
+    cpu = sum(map(cpu_seconds, pids)) + time.process_time() - cpu0
+    return clients * per_client * rows / (time.perf_counter() - start), cpu
 
 
 def main() -> None:
@@ -136,10 +142,10 @@ def main() -> None:
         with Stack(config) as stack:
             before, cpu_before = in_process_rate(model, best, args.images)
             pids = [p.pid for p in (stack.redis, stack.gateway, *stack.workers) if p is not None]
-            cpu0 = sum(cpu_seconds(pid) for pid in pids) + time.process_time()
             images = args.clients * max(1, args.images // (args.clients * args.rows)) * args.rows
-            service = service_rate(stack.target, name, args.clients, args.rows, args.images)
-            cpu_service = sum(cpu_seconds(pid) for pid in pids) + time.process_time() - cpu0
+            service, cpu_service = service_rate(
+                stack.target, name, args.clients, args.rows, args.images, pids
+            )
             after, cpu_after = in_process_rate(model, best, args.images)
             with Client(stack.target) as c:
                 info = next(m for m in c.models() if m.name == name)

@@ -464,6 +464,10 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=_report)
 
     args = parser.parse_args(argv)
+    if argv is None and args.command == "worker":  # a worker process started from the shell
+        from latentedit.deploy.malloc_env import reexec_with_worker_malloc
+
+        reexec_with_worker_malloc()  # glibc reads its malloc settings at start only
     _setup_logging(args.log_level)
     try:
         args.func(args)

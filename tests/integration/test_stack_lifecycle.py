@@ -115,3 +115,15 @@ def test_sigterm_drains_worker_and_gateway(make_stack: Callable[..., Stack]) -> 
         assert "error" not in box, box.get("error")
         np.testing.assert_equal(len(box["result"].latents), 1)
         assert stack.gateway.wait(30) == 0
+
+
+def test_workers_start_with_the_worker_malloc_settings(stack: Stack) -> None:
+    """``latentedit worker`` re-executes itself (same pid) with deploy/malloc_env.py's
+    settings, which glibc reads only at start."""
+    from latentedit.deploy.malloc_env import WORKER_MALLOC
+
+    pid = stack.workers[0].pid
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        env = dict(item.decode().split("=", 1) for item in f.read().split(b"\0") if b"=" in item)
+    assert {k: env.get(k) for k in WORKER_MALLOC} == WORKER_MALLOC
+    assert stack.workers[0].poll() is None  # the Popen handle still runs the worker
