@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from latentedit import validate, validate_spaces
 from latentedit.aiotasks import stop_tasks
 from latentedit.codec import decode_image, encode_image, to_tensor
-from latentedit.errors import Cancelled, InvalidArgument
+from latentedit.errors import Cancelled, InvalidArgument, LatentEditError
 from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.validate import Limits
@@ -99,27 +99,36 @@ async def run_style_inversions(
     limits: Limits,
     publish: Publish | None = None,
     redis: Redis | None = None,
-) -> list[jobs_pb2.JobResult | Cancelled]:
+) -> list[jobs_pb2.JobResult | LatentEditError]:
     """Invert every job (all w or w+, already checked) as one batch per space and step budget.
 
     Jobs that asked for progress (InvertStream) get InvertProgress events through ``publish``
     every 10 steps. With ``redis``, the cancel flags of the jobs are watched: a job whose
     caller gave up (cancelled, deadline passed) ends with Cancelled, and its batch stops at
-    the next step once every job in it has.
+    the next step once every job in it has. A job whose image does not decode ends with
+    its own error; the others go on.
     """
     loop = asyncio.get_running_loop()
     gave_up = {job.id: threading.Event() for job in jobs}
-    watcher = (
-        None if redis is None else asyncio.create_task(watch_cancel(redis, [*gave_up.items()]))
-    )
-    results: dict[str, jobs_pb2.JobResult] = {}
+    results: dict[str, jobs_pb2.JobResult | LatentEditError] = {}
     groups: dict[tuple[str, int], list[jobs_pb2.Job]] = {}
     for job in jobs:
         space = validate_spaces.space(job.invert.space, spaces_of(model))
         groups.setdefault((space, job.invert.steps or DEFAULT_STEPS[space]), []).append(job)
+    watcher = (
+        None if redis is None else asyncio.create_task(watch_cancel(redis, [*gave_up.items()]))
+    )
     try:
-        for (space, steps), members in groups.items():
-            prepared = [await asyncio.to_thread(_targets, j.invert, model, limits) for j in members]
+        for (space, steps), group in groups.items():
+            members, prepared = [], []
+            for j in group:  # an image that does not decode fails its own job only
+                try:
+                    prepared.append(await asyncio.to_thread(_targets, j.invert, model, limits))
+                    members.append(j)
+                except LatentEditError as err:
+                    results[j.id] = err
+            if not members:
+                continue
             pixels = np.concatenate([p for p, _ in prepared])
             start = time.perf_counter()
             seed = members[0].invert.seed

@@ -1,0 +1,40 @@
+"""W / W+ inversion jobs in-process (workers/style_inverter.py): one bad job fails alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from latentedit.codec import encode_image
+from latentedit.errors import InvalidArgument
+from latentedit.v1 import jobs_pb2
+from latentedit.v1 import latentedit_pb2 as pb
+from latentedit.validate import Limits
+from latentedit.workers.models.registry import parse_model_arg
+from latentedit.workers.models.runtime import load_model
+from latentedit.workers.models.stylegan2_ckpt import random_rosinality_state, write_rosinality
+from latentedit.workers.spaces import render_codes
+from latentedit.workers.style_inverter import run_style_inversions
+
+
+async def test_an_image_that_does_not_decode_fails_its_own_job_only(tmp_path: Path) -> None:
+    widths = {4: 32, 8: 32, 16: 16, 32: 16}
+    state, w_avg = random_rosinality_state(32, 32, 2, widths=widths, seed=7)
+    model = load_model(
+        parse_model_arg(f"sg=stylegan2:{write_rosinality(tmp_path / 'g.pt', state, w_avg)}")
+    )
+    w = np.random.default_rng(0).standard_normal((1, 32)).astype(np.float32)
+    png = encode_image(render_codes(model, w, "w")[0], pb.IMAGE_FORMAT_PNG)
+    truncated = pb.Image(format=pb.IMAGE_FORMAT_PNG, data=png.data[: len(png.data) // 2])
+
+    def job(job_id: str, image: pb.Image) -> jobs_pb2.Job:
+        req = pb.InvertRequest(model="sg", images=[image], space="w", steps=20)
+        return jobs_pb2.Job(id=job_id, invert=req)
+
+    bad, good = await run_style_inversions(
+        model, [job("bad", truncated), job("good", png)], Limits()
+    )
+    assert isinstance(bad, InvalidArgument) and "truncated" in bad.message, bad
+    assert isinstance(good, jobs_pb2.JobResult) and len(good.invert.psnr) == 1
+    assert good.invert.psnr[0] > 15
