@@ -193,7 +193,7 @@ class Inverter:
             fut: asyncio.Future[Any] = loop.create_future()
             method = job.invert.method or "optimize"
             start = partial(self._start, model, method, m, loop, publish)
-            self.session(model, method).submit(len(m.targets), start, _settler(loop, fut))
+            self.session(model, method).submit(len(m.targets), start, settler(loop, fut))
             members.append(m)
             waits.append(asyncio.create_task(_outcome(m, fut)))
         watcher = asyncio.create_task(self._watch_cancel(members))
@@ -322,7 +322,7 @@ class Inverter:
         return out
 
 
-def _settler(
+def settler(
     loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any]
 ) -> Callable[[Any, BaseException | None], None]:
     """A session's ``done`` callback that settles ``fut`` on ``loop`` (thread-safe)."""

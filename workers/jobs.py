@@ -176,7 +176,12 @@ class JobRunner:
         if style_invert:
             try:
                 outcomes = await run_style_inversions(
-                    model, style_invert, self.limits, publish, self.store.redis
+                    model,
+                    style_invert,
+                    self.limits,
+                    publish,
+                    self.store.redis,
+                    lambda space: self.inverter.session(model, f"{space} optimize"),
                 )
                 for job, outcome in zip(style_invert, outcomes, strict=True):
                     failed = isinstance(outcome, LatentEditError)

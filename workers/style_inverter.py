@@ -11,6 +11,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,11 +25,12 @@ from latentedit.errors import Cancelled, InvalidArgument, LatentEditError
 from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.validate import Limits
-from latentedit.workers.inverter import watch_cancel
+from latentedit.workers.inverter import settler, watch_cancel
 from latentedit.workers.methods import inversion as inv
 from latentedit.workers.methods.inversion.metrics import psnr_uint8
+from latentedit.workers.methods.inversion.session import Session
 from latentedit.workers.methods.preprocess import Crop, preprocess
-from latentedit.workers.methods.style_projection import DEFAULT_STEPS, project
+from latentedit.workers.methods.style_projection import DEFAULT_STEPS, project, project_steps
 from latentedit.workers.models.runtime import LoadedModel, from_uint8
 from latentedit.workers.spaces import render_codes, spaces_of
 
@@ -99,6 +101,7 @@ async def run_style_inversions(
     limits: Limits,
     publish: Publish | None = None,
     redis: Redis | None = None,
+    session: Callable[[str], Session] | None = None,
 ) -> list[jobs_pb2.JobResult | LatentEditError]:
     """Invert every job (all w or w+, already checked) as one batch per space and step budget.
 
@@ -106,7 +109,9 @@ async def run_style_inversions(
     every 10 steps. With ``redis``, the cancel flags of the jobs are watched: a job whose
     caller gave up (cancelled, deadline passed) ends with Cancelled, and its batch stops at
     the next step once every job in it has. A job whose image does not decode ends with
-    its own error; the others go on.
+    its own error; the others go on. ``session(space)``: the inversion session to run the
+    optimisation in (the worker's compute thread, in slices between light batches, as z
+    inversions run); None: a thread of its own.
     """
     loop = asyncio.get_running_loop()
     gave_up = {job.id: threading.Event() for job in jobs}
@@ -138,9 +143,15 @@ async def run_style_inversions(
                 return all(gave_up[j.id].is_set() for j in members)
 
             targets = from_uint8(pixels, model.device)
-            out = await asyncio.to_thread(
-                project, model, targets, space, steps, seed, progress, stop
-            )
+            args = (model, targets, space, steps, seed, progress, stop)
+            if session is None:
+                out = await asyncio.to_thread(project, *args)
+            else:
+                fut: asyncio.Future[Any] = loop.create_future()
+                session(space).submit(
+                    len(pixels), partial(project_steps, *args), settler(loop, fut)
+                )
+                out = await fut
             if stop():
                 continue
             recon = await asyncio.to_thread(render_codes, model, out.codes, space)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from latentedit.workers.methods.inversion.optim import Steps, blocking
 from latentedit.workers.models.runtime import LoadedModel
 from latentedit.workers.spaces import spaces_of, synthesize
 
@@ -61,7 +62,7 @@ def psnr(mse: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(4.0 / mse.clamp_min(1e-12))
 
 
-def project(
+def project_steps(
     model: LoadedModel,
     targets: torch.Tensor,
     space: str,
@@ -69,8 +70,9 @@ def project(
     seed: int = 0,
     progress: Progress | None = None,
     stop: Callable[[], bool] | None = None,
-) -> StyleInversion:
-    """Optimise w or w+ codes so the model renders ``targets`` (N, 3, H, W) in [-1, 1].
+) -> Steps[StyleInversion]:
+    """Optimise w or w+ codes so the model renders ``targets`` (N, 3, H, W) in [-1, 1];
+    a step generator (yields after every Adam step; :func:`project` runs it through).
 
     Args:
         space: "w" or "w+".
@@ -111,13 +113,19 @@ def project(
             best_mse = torch.where(better, mse.detach(), best_mse)
             mask = better.view(-1, *([1] * (code.ndim - 1)))
             best = torch.where(mask, noisy.detach(), best)
-        if progress is None or (step % 10 != 9 and done != steps):
-            continue
-        if progress(done, steps, float(mse.detach().mean()), psnr(best_mse).cpu().numpy()):
+        if (
+            progress is not None
+            and (step % 10 == 9 or done == steps)
+            and progress(done, steps, float(mse.detach().mean()), psnr(best_mse).cpu().numpy())
+        ):
             break
+        yield
     with torch.no_grad():  # score the best codes (and the last, if no noise-free step ran)
         final = ((synthesize(model, code.detach(), space) - target) ** 2).flatten(1).mean(1)
         better = final < best_mse
         best = torch.where(better.view(-1, *([1] * (code.ndim - 1))), code.detach(), best)
         best_mse = torch.where(better, final, best_mse)
     return StyleInversion(best.cpu().numpy().astype(np.float32), psnr(best_mse).cpu().numpy(), done)
+
+
+project = blocking(project_steps)

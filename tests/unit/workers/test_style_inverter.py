@@ -1,16 +1,19 @@
-"""W / W+ inversion jobs in-process (workers/style_inverter.py): one bad job fails alone."""
+"""W / W+ inversion jobs in-process (workers/style_inverter.py): one bad job fails alone; in
+the worker's inversion session they run step by step."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from latentedit.codec import encode_image
+from latentedit.codec import encode_image, from_tensor
 from latentedit.errors import InvalidArgument
 from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.validate import Limits
+from latentedit.workers.methods.inversion.session import Session
 from latentedit.workers.models.registry import parse_model_arg
 from latentedit.workers.models.runtime import load_model
 from latentedit.workers.models.stylegan2_ckpt import random_rosinality_state, write_rosinality
@@ -38,3 +41,27 @@ async def test_an_image_that_does_not_decode_fails_its_own_job_only(tmp_path: Pa
     assert isinstance(bad, InvalidArgument) and "truncated" in bad.message, bad
     assert isinstance(good, jobs_pb2.JobResult) and len(good.invert.psnr) == 1
     assert good.invert.psnr[0] > 15
+
+
+async def test_in_a_session_the_projection_runs_step_by_step_with_the_same_result(
+    tmp_path: Path,
+) -> None:
+    """The worker runs w / w+ projections as cohorts of its inversion session (one round per
+    Adam step, on its compute thread); the codes are those of the plain call."""
+    widths = {4: 32, 8: 32, 16: 16, 32: 16}
+    state, w_avg = random_rosinality_state(32, 32, 2, widths=widths, seed=3)
+    ckpt = write_rosinality(tmp_path / "g.pt", state, w_avg)
+    model = load_model(parse_model_arg(f"sg=stylegan2:{ckpt}"))
+    wp = np.random.default_rng(1).standard_normal((1, model.info.num_ws, 32)).astype(np.float32)
+    png = encode_image(render_codes(model, wp, "w+")[0], pb.IMAGE_FORMAT_PNG)
+    req = pb.InvertRequest(model="sg", images=[png], space="w+", steps=12)
+    plain = (await run_style_inversions(model, [jobs_pb2.Job(id="a", invert=req)], Limits()))[0]
+    session = Session("sg/w+", executor=ThreadPoolExecutor(1))
+    (stepped,) = await run_style_inversions(
+        model, [jobs_pb2.Job(id="b", invert=req)], Limits(), session=lambda space: session
+    )
+    assert isinstance(plain, jobs_pb2.JobResult) and isinstance(stepped, jobs_pb2.JobResult)
+    assert session.rounds == 12 + 1  # one round per step, one more to hand the result back
+    np.testing.assert_allclose(
+        from_tensor(stepped.invert.latents), from_tensor(plain.invert.latents), atol=1e-5
+    )
