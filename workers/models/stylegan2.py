@@ -36,6 +36,7 @@ from latentedit.workers.models.contract import (
     GeneratorInfo,
     invert_methods,
     supported_methods,
+    w_invert_methods,
 )
 
 SQRT2 = math.sqrt(2.0)
@@ -133,6 +134,38 @@ class ModulatedConv(nn.Module):
             demod = torch.rsqrt(style.float().pow(2) @ sq.T + 1e-8)  # (N, out)
             x = x * demod[:, :, None, None].to(x.dtype)
         return x
+
+    def delta_output(self, x: Tensor, w: Tensor, output: Tensor, delta: Tensor) -> Tensor:
+        """How the output changes when row m's weight is ``weight + delta[m]`` (pivotal tuning).
+
+        x (M, in, H, W), w (M, w_dim): this layer's inputs; output: ``forward(x, w)``;
+        delta (M, 1, out, in, k, k) in the units of ``weight``. Exact, demodulation
+        included (it is recomputed from the tuned weight). -> (M, out, H', W') float32.
+        """
+        m = x.shape[0]
+        style = self.modulation(w).float()
+        if self.demodulate:
+            style = style / style.abs().amax(dim=1, keepdim=True).clamp_min(1e-8)
+        weight = self.weight[0].float() * self.scale  # (out, in, k, k)
+        dw = delta.reshape(m, *weight.shape).float() * self.scale  # (M, out, in, k, k)
+        xs = (x.float() * style[:, :, None, None]).reshape(1, -1, *x.shape[2:])
+        if self.upsample:
+            extra = F.conv_transpose2d(xs, dw.transpose(1, 2).flatten(0, 1), stride=2, groups=m)
+            extra = _depthwise(
+                F.pad(extra.view(m, -1, *extra.shape[2:]), (1, 1, 1, 1)), self.blur_kernel
+            )
+        else:
+            extra = F.conv2d(xs, dw.flatten(0, 1), padding=self.padding, groups=m)
+            extra = extra.view(m, -1, *extra.shape[2:])
+        if not self.demodulate:
+            return extra
+        s2 = style.pow(2)
+        old = torch.rsqrt(s2 @ weight.pow(2).sum(dim=(2, 3)).T + 1e-8)  # (M, out)
+        new = torch.rsqrt(
+            torch.einsum("mi,moi->mo", s2, (weight + dw).pow(2).sum(dim=(3, 4))) + 1e-8
+        )
+        raw = output.float() / old[:, :, None, None]  # conv(x s, weight) before demodulation
+        return (raw + extra) * new[:, :, None, None] - output.float()
 
 
 class NoiseInjection(nn.Module):
@@ -293,6 +326,7 @@ class StyleGAN2Generator(nn.Module):
             **{
                 **self.info.__dict__,
                 "invert_methods": invert_methods(self),
+                "w_invert_methods": w_invert_methods(self),
                 "discover_methods": supported_methods(self, DISCOVER_REQUIRES),
             }
         )

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from latentedit.workers.methods.inversion.protocol import Renderer, generate
+from latentedit.workers.methods.inversion.protocol import DeltaTunable, Renderer, generate
 
 _TUNABLE = (nn.ConvTranspose2d, nn.Conv2d, nn.Linear, nn.BatchNorm2d)
 
@@ -33,6 +33,9 @@ def tunable_parameters(
     """
     out: dict[str, tuple[str, nn.Module]] = {}
     for mod_name, module in generator.named_modules():
+        if isinstance(module, DeltaTunable):
+            out[f"{mod_name}.weight" if mod_name else "weight"] = ("lowrank", module)
+            continue
         if not isinstance(module, _TUNABLE):
             continue
         if isinstance(module, nn.ConvTranspose2d | nn.Conv2d) and module.groups != 1:
@@ -73,6 +76,12 @@ class Tuner:
         def hook(mod: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
             if not self.factors:
                 return output
+            if isinstance(mod, DeltaTunable):
+                assert weight_name is not None
+                delta = _row_delta(self.factors, weight_name, mod.weight.shape)
+                if delta is None:
+                    return output
+                return output + mod.delta_output(*inputs, output, delta).to(output.dtype)
             x = inputs[0]
             extra = _module_delta(mod, x, self.factors, weight_name, bias_name)
             return output if extra is None else output + extra.to(output.dtype)
@@ -85,6 +94,18 @@ class Tuner:
             return generate(self.module, z, residual)
         finally:
             self.factors = {}
+
+
+def _row_delta(factors: dict[str, Tensor], name: str, shape: torch.Size) -> Tensor | None:
+    """Per-row weight deltas (M, *shape) of parameter ``name`` from its factors, or None."""
+    full = factors.get(f"{name}.d")
+    if full is not None:
+        return full.reshape(-1, *shape)
+    lr = _lowrank_weight(factors, name)
+    if lr is None:
+        return None
+    u, v = lr
+    return (u @ v).reshape(-1, *shape)
 
 
 def _lowrank_weight(factors: dict[str, Tensor], name: str) -> tuple[Tensor, Tensor] | None:
@@ -217,7 +238,8 @@ def init_factors(
         p = named[name].detach().float()
         rms = p.square().mean().sqrt().clamp_min(1e-3)
         if kind == "lowrank" and rank > 0:
-            a, rest = p.shape[0], p[0].numel()
+            core = p.reshape(p.shape[1:]) if p.shape[0] == 1 and p.ndim > 2 else p
+            a, rest = core.shape[0], core[0].numel()  # (out, everything else)
             v = torch.randn(rank, rest, generator=gen).to(device)
             factors[f"{name}.u"] = torch.zeros(rows, a, rank, device=device)
             factors[f"{name}.v"] = v.expand(rows, rank, rest).clone()

@@ -46,6 +46,19 @@ class SplitGenerator(Renderer, Protocol):
     def tail(self, h: Tensor) -> Tensor: ...
 
 
+@runtime_checkable
+class DeltaTunable(Protocol):
+    """A layer whose ``weight`` pivotal tuning may change per image though it is not a plain
+    conv / linear layer (StyleGAN2's modulated convolution): it says how its output moves.
+
+    delta_output(*inputs, output, delta (M, *weight.shape)) -> the change of the output.
+    """
+
+    weight: nn.Parameter
+
+    def delta_output(self, *args: Tensor) -> Tensor: ...
+
+
 def is_split(generator: object) -> bool:
     """Whether ``generator`` has a head/tail split (the extended residual lives between)."""
     return callable(getattr(generator, "head", None)) and callable(getattr(generator, "tail", None))

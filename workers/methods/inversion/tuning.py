@@ -91,6 +91,8 @@ def tune_steps(
     factors, scales = init_factors(tuner, b, cfg.rank, device)
     z = z.float()
     rng = torch.Generator().manual_seed(0)
+    # where the locality term looks: the generator's own notion of nearby codes, if it has one
+    near = getattr(generator, "locality_codes", locality_codes)
     g_z: Tensor | None = None  # G(z) of the pivots: the locality term's fixed base
     if cfg.locality_weight > 0:
         with torch.no_grad():
@@ -101,7 +103,7 @@ def tune_steps(
         f = scaled(p, scales)
         zi = z[idx]
         if cfg.locality_weight > 0 and torch.is_grad_enabled():
-            zr = locality_codes(zi, cfg.locality_distance, rng)
+            zr = near(zi, cfg.locality_distance, rng)
             both = tuner(
                 torch.cat([zi, zr]),
                 None if res is None else torch.cat([res, res]),
