@@ -118,6 +118,7 @@ def model_info(m: pb.ModelInfo) -> ModelInfo:
         latent_dim=m.latent_dim,
         description=m.description,
         invert_methods=list(m.invert_methods),
+        w_invert_methods=list(m.w_invert_methods),
         discover_methods=list(m.discover_methods),
         scorers=list(m.scorers),
         max_batch=m.max_batch,

@@ -15,7 +15,7 @@ class ModelInfo:
     resolution: int
     latent_dim: int
     description: str
-    invert_methods: list[str]
+    invert_methods: list[str]  # of space "z"
     discover_methods: list[str]
     scorers: list[str]
     max_batch: int
@@ -36,6 +36,7 @@ class ModelInfo:
     num_noises: int = 0
     device: str = ""
     dtype: str = ""
+    w_invert_methods: list[str] = field(default_factory=list)  # of spaces "w" / "w+"
 
 
 @dataclass(frozen=True)

@@ -196,7 +196,9 @@ class LatentEditorService(JobsServicer, pb_grpc.LatentEditorServicer):
             request,
             lambda info: (
                 _shape(request, info),
-                validate.invert(request, list(info.invert_methods), self.limits),
+                validate.invert(
+                    request, validate_spaces.invert_methods(request, info), self.limits
+                ),
             ),
         )
 
@@ -316,7 +318,7 @@ class LatentEditorService(JobsServicer, pb_grpc.LatentEditorServicer):
         try:
             info = await self.queue.model(_require_model(request.model))
             _shape(request, info)
-            validate.invert(request, list(info.invert_methods), self.limits)
+            validate.invert(request, validate_spaces.invert_methods(request, info), self.limits)
             job, timeout = self._job(context)
             job.invert.CopyFrom(request)
             job.stream_progress = True

@@ -43,6 +43,7 @@ from latentedit.workers.methods.encoder import Encoder, effective_encoder_path, 
 from latentedit.workers.methods.inversion.session import Session
 from latentedit.workers.methods.preprocess import Crop, preprocess
 from latentedit.workers.methods.sefa import sefa
+from latentedit.workers.methods.style_tuning import STYLE_TUNE
 from latentedit.workers.methods.tuning_store import delta_from_bytes, delta_to_bytes
 from latentedit.workers.models.runtime import LoadedModel, from_uint8
 
@@ -244,6 +245,8 @@ class Inverter:
                 extended=replace(cfg.extended, prior_weight=req.prior_weight),
             )
         cfg = replace(cfg, optimize=opt)
+        if model.info.w_dim:  # style generators: low-rank deltas of every modulated conv
+            cfg = replace(cfg, tune=STYLE_TUNE)
         measure = method == "auto" or req.report_edit_error
         bound = (req.max_edit_error or inv.DEFAULT_MAX_EDIT_ERROR) if method == "auto" else math.inf
 
@@ -288,16 +291,8 @@ class Inverter:
                 extras.residual.CopyFrom(to_tensor(res.residuals[sl].astype(np.float32)))
             sizes: list[int] = []
             if res.deltas is not None and any(d is not None for d in res.deltas[sl]):
-                for delta in res.deltas[sl]:
-                    if delta is None:
-                        extras.tuning_ids.append("")
-                        sizes.append(0)
-                        continue
-                    tid = uuid.uuid4().hex
-                    blob = delta_to_bytes(delta)
-                    await self.redis.set(keys.tuning(model.name, tid), blob, ex=TUNING_TTL_S)
-                    extras.tuning_ids.append(tid)
-                    sizes.append(len(blob))
+                ids, sizes = await store_deltas(self.redis, model.name, res.deltas[sl])
+                extras.tuning_ids.extend(ids)
             fmt = m.job.invert.image_format
             out.append(
                 jobs_pb2.JobResult(
@@ -320,6 +315,25 @@ class Inverter:
                 )
             )
         return out
+
+
+async def store_deltas(
+    redis: Redis, model_name: str, deltas: list[dict[str, torch.Tensor] | None]
+) -> tuple[list[str], list[int]]:
+    """Store tuning deltas (TTL ``TUNING_TTL_S``): -> per row (tuning id, bytes); "" and 0
+    for rows without one."""
+    ids, sizes = [], []
+    for delta in deltas:
+        if delta is None:
+            ids.append("")
+            sizes.append(0)
+            continue
+        tid = uuid.uuid4().hex
+        blob = delta_to_bytes(delta)
+        await redis.set(keys.tuning(model_name, tid), blob, ex=TUNING_TTL_S)
+        ids.append(tid)
+        sizes.append(len(blob))
+    return ids, sizes
 
 
 def settler(
@@ -355,12 +369,17 @@ def render_extras(
     z: np.ndarray,
     residual: np.ndarray | None,
     deltas: list[dict[str, torch.Tensor] | None],
+    space: str = "z",
 ) -> np.ndarray:
-    """Render codes with their extras: z (N, d), residual (N, C, h, w) or None, N deltas."""
+    """Render codes with their extras: codes (N, *shape of ``space``), residual
+    (N, C, h, w) or None (z only), N deltas (None: untuned row) -> uint8 (N, H, W, 3)."""
+    from latentedit.workers.methods.style_tuning import render_tuned
     from latentedit.workers.models.runtime import to_uint8
 
+    codes = torch.from_numpy(z).to(model.device)
+    d = deltas if any(x is not None for x in deltas) else None
+    if space != "z":
+        return to_uint8(render_tuned(model, codes, space, d or [None] * len(codes)))
     generator: Any = model.generator
     r = None if residual is None else torch.from_numpy(residual).to(model.device)
-    d = deltas if any(x is not None for x in deltas) else None
-    images = inv.render(generator, torch.from_numpy(z).to(model.device), r, d)
-    return to_uint8(images)
+    return to_uint8(inv.render(generator, codes, r, d))

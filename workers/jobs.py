@@ -181,7 +181,7 @@ class JobRunner:
                     self.limits,
                     publish,
                     self.store.redis,
-                    lambda space: self.inverter.session(model, f"{space} optimize"),
+                    partial(self.inverter.session, model),
                 )
                 for job, outcome in zip(style_invert, outcomes, strict=True):
                     failed = isinstance(outcome, LatentEditError)

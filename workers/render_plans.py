@@ -88,7 +88,7 @@ class Planner:
                 if space == "z"
                 else await self._hop(seeded_codes, model, seeded, space, psi)
             )
-        render = await self._extras_renderer(model, req.extras, len(z), 1)
+        render = await self._extras_renderer(model, req.extras, len(z), 1, space)
 
         def finish(pixels: np.ndarray) -> jobs_pb2.JobResult:
             return jobs_pb2.JobResult(
@@ -103,16 +103,17 @@ class Planner:
         return RenderPlan(z, finish, render and partial(render, z), space)
 
     async def _extras_renderer(
-        self, model: LoadedModel, extras: pb.CodeExtras, rows: int, frames: int
+        self, model: LoadedModel, extras: pb.CodeExtras, rows: int, frames: int, space: str
     ) -> Callable[[np.ndarray], np.ndarray] | None:
-        """A renderer for codes (rows * frames, d) carrying residuals / tuning deltas, or None."""
+        """A renderer for codes (rows * frames, *shape of ``space``) carrying residuals (z) /
+        tuning deltas (any space), or None."""
         residual, ids = validate.extras(extras, rows)
         if residual is None and not any(ids):
             return None
         deltas = await self.inverter.deltas(model, ids)
         rep_residual = None if residual is None else np.repeat(residual, frames, axis=0)
         rep_deltas = [d for d in deltas for _ in range(frames)]
-        return partial(render_extras, model, residual=rep_residual, deltas=rep_deltas)
+        return partial(render_extras, model, residual=rep_residual, deltas=rep_deltas, space=space)
 
     async def _plan_edit(self, model: LoadedModel, job_id: str, req: pb.EditRequest) -> RenderPlan:
         sp = spaces_of(model)
@@ -121,7 +122,7 @@ class Planner:
         dirs = await self.store.get_many(model.name, names)
         for d in dirs:
             validate_spaces.check_direction_space(d.meta.id, d.meta.space, space)
-        render = await self._extras_renderer(model, req.extras, len(z), len(ts))
+        render = await self._extras_renderer(model, req.extras, len(z), len(ts), space)
         vectors = np.stack([d.vector for d in dirs])
         absolute = np.array([e.mode == pb.EDIT_MODE_ABSOLUTE for e in req.edits])
         # Absolute terms hold exactly in the result: distance t * alpha from each boundary.
@@ -176,7 +177,7 @@ class Planner:
         sp = spaces_of(model)
         space, shape = validate_spaces.space_request(req, sp)
         z, names, strength, ts = validate.conditional_edit(req, shape, self.limits)
-        render = await self._extras_renderer(model, req.extras, len(z), len(ts))
+        render = await self._extras_renderer(model, req.extras, len(z), len(ts), space)
         dirs = await self.store.get_many(model.name, names)
         for d in dirs:
             validate_spaces.check_direction_space(d.meta.id, d.meta.space, space)

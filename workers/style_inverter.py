@@ -1,8 +1,11 @@
-"""Invert jobs that ask for w or w+ codes (style generators): optimisation from w_avg.
+"""Invert jobs that ask for w or w+ codes (style generators): optimisation from w_avg
+("optimize") or pivotal tuning around such a pivot ("tune", :mod:`.methods.style_tuning`).
 
-Jobs of one space are optimised as one batch (per-image losses are independent, so
-batching changes nothing but speed); each job gets its own result, PSNR and SSIM
-measured on the uint8 reconstruction against the preprocessed target, as for z.
+Jobs of one space, method and step budget run as one batch (per-image losses are
+independent, so batching changes nothing but speed); each job gets its own result, PSNR and
+SSIM measured on the uint8 reconstruction against the preprocessed target, as for z. Tuned
+results carry per-image tuning ids (extras) that Generate / Edit / ConditionalEdit take in
+any space.
 """
 
 from __future__ import annotations
@@ -25,26 +28,26 @@ from latentedit.errors import Cancelled, InvalidArgument, LatentEditError
 from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.validate import Limits
-from latentedit.workers.inverter import settler, watch_cancel
+from latentedit.workers.inverter import render_extras, settler, store_deltas, watch_cancel
 from latentedit.workers.methods import inversion as inv
 from latentedit.workers.methods.inversion.metrics import psnr_uint8
+from latentedit.workers.methods.inversion.optim import blocking
 from latentedit.workers.methods.inversion.session import Session
 from latentedit.workers.methods.preprocess import Crop, preprocess
-from latentedit.workers.methods.style_projection import DEFAULT_STEPS, project, project_steps
+from latentedit.workers.methods.style_projection import DEFAULT_STEPS, project_steps
+from latentedit.workers.methods.style_tuning import tune_style_steps
 from latentedit.workers.models.runtime import LoadedModel, from_uint8
-from latentedit.workers.spaces import render_codes, spaces_of
-
-STYLE_INVERT_METHODS = ("optimize",)
+from latentedit.workers.spaces import spaces_of
 
 
 def check(req: pb.InvertRequest, model: LoadedModel, limits: Limits) -> str:
     """Validate a w / w+ invert request; -> the space."""
     space, _ = validate_spaces.space_request(req, spaces_of(model))
-    validate.invert(req, ["optimize", *([req.method] if req.method else [])], limits)
-    if (req.method or "optimize") not in STYLE_INVERT_METHODS:
+    methods = list(model.info.w_invert_methods)
+    validate.invert(req, [*methods, *([req.method] if req.method else [])], limits)
+    if (req.method or "optimize") not in methods:
         raise InvalidArgument(
-            f"method {req.method!r} inverts to z codes; "
-            f"in {space!r} use {list(STYLE_INVERT_METHODS)}"
+            f"method {req.method!r} inverts to z codes; in {space!r} use one of {methods}"
         )
     if req.restarts > 1 or req.prior_weight:
         raise InvalidArgument(
@@ -74,6 +77,7 @@ def _progress(
     counts: list[int],
     publish: Publish | None,
     loop: asyncio.AbstractEventLoop,
+    method: str = "optimize",
 ) -> Callable[[int, int, float, np.ndarray], bool]:
     """A projector callback sending InvertProgress to the jobs that asked for it."""
     offsets = np.cumsum([0, *counts])
@@ -86,7 +90,7 @@ def _progress(
                     total_steps=total,
                     loss=loss,
                     psnr=psnr[offsets[i] : offsets[i + 1]].tolist(),
-                    method="optimize",
+                    method=method,
                 )
                 result = jobs_pb2.JobResult(job_id=job.id, progress=event)
                 asyncio.run_coroutine_threadsafe(publish(job, result), loop)
@@ -103,28 +107,30 @@ async def run_style_inversions(
     redis: Redis | None = None,
     session: Callable[[str], Session] | None = None,
 ) -> list[jobs_pb2.JobResult | LatentEditError]:
-    """Invert every job (all w or w+, already checked) as one batch per space and step budget.
+    """Invert every job (all w or w+, already checked) as one batch per space, method and
+    step budget.
 
     Jobs that asked for progress (InvertStream) get InvertProgress events through ``publish``
     every 10 steps. With ``redis``, the cancel flags of the jobs are watched: a job whose
     caller gave up (cancelled, deadline passed) ends with Cancelled, and its batch stops at
     the next step once every job in it has. A job whose image does not decode ends with
-    its own error; the others go on. ``session(space)``: the inversion session to run the
-    optimisation in (the worker's compute thread, in slices between light batches, as z
-    inversions run); None: a thread of its own.
+    its own error; the others go on. ``session(key)``: the inversion session to run the
+    optimisation in, by key "<space> <method>" (the worker's compute thread, in slices
+    between light batches, as z inversions run); None: a thread of its own.
     """
     loop = asyncio.get_running_loop()
     gave_up = {job.id: threading.Event() for job in jobs}
     results: dict[str, jobs_pb2.JobResult | LatentEditError] = {}
-    groups: dict[tuple[str, int], list[jobs_pb2.Job]] = {}
+    groups: dict[tuple[str, str, int], list[jobs_pb2.Job]] = {}
     for job in jobs:
         space = validate_spaces.space(job.invert.space, spaces_of(model))
-        groups.setdefault((space, job.invert.steps or DEFAULT_STEPS[space]), []).append(job)
+        key = (space, job.invert.method or "optimize", job.invert.steps or DEFAULT_STEPS[space])
+        groups.setdefault(key, []).append(job)
     watcher = (
         None if redis is None else asyncio.create_task(watch_cancel(redis, [*gave_up.items()]))
     )
     try:
-        for (space, steps), group in groups.items():
+        for (space, method, steps), group in groups.items():
             members, prepared = [], []
             for j in group:  # an image that does not decode fails its own job only
                 try:
@@ -137,24 +143,31 @@ async def run_style_inversions(
             pixels = np.concatenate([p for p, _ in prepared])
             start = time.perf_counter()
             seed = members[0].invert.seed
-            progress = _progress(members, [len(p) for p, _ in prepared], publish, loop)
+            progress = _progress(members, [len(p) for p, _ in prepared], publish, loop, method)
 
             def stop(members: list[jobs_pb2.Job] = members) -> bool:
                 return all(gave_up[j.id].is_set() for j in members)
 
             targets = from_uint8(pixels, model.device)
             args = (model, targets, space, steps, seed, progress, stop)
+            steps_fn: Any = tune_style_steps if method == "tune" else project_steps
             if session is None:
-                out = await asyncio.to_thread(project, *args)
+                out = await asyncio.to_thread(blocking(steps_fn), *args)
             else:
                 fut: asyncio.Future[Any] = loop.create_future()
-                session(space).submit(
-                    len(pixels), partial(project_steps, *args), settler(loop, fut)
+                session(f"{space} {method}").submit(
+                    len(pixels), partial(steps_fn, *args), settler(loop, fut)
                 )
                 out = await fut
             if stop():
                 continue
-            recon = await asyncio.to_thread(render_codes, model, out.codes, space)
+            deltas = getattr(out, "deltas", None) or [None] * len(pixels)
+            recon = await asyncio.to_thread(render_extras, model, out.codes, None, deltas, space)
+            ids, sizes = [], []
+            if method == "tune":
+                if redis is None:
+                    raise RuntimeError("tuned inversions need Redis to keep their deltas")
+                ids, sizes = await store_deltas(redis, model.name, deltas)
             seconds = time.perf_counter() - start
             with torch.no_grad():
                 ssim = inv.ssim(
@@ -176,9 +189,11 @@ async def run_style_inversions(
                         ssim=ssim[sl].tolist(),
                         steps=out.steps,
                         seconds=seconds,
-                        method="optimize",
-                        methods=["optimize"] * len(p),
+                        method=method,
+                        methods=[method] * len(p),
                         crops=[pb.CropBox(left=c.left, top=c.top, size=c.size) for c in crops],
+                        extras=pb.CodeExtras(tuning_ids=ids[sl]),
+                        tuning_bytes=sizes[sl],
                     ),
                 )
     finally:

@@ -53,6 +53,7 @@ def model_info(model: LoadedModel, settings: WorkerSettings, scorers: list[str])
         latent_dim=info.z_dim,
         description=model.spec.description,
         invert_methods=[m for m in INVERT_METHODS if m in info.invert_methods],
+        w_invert_methods=list(info.w_invert_methods),
         discover_methods=[m for m in DISCOVER_METHODS if m in info.discover_methods],
         scorers=sorted(scorers),
         max_batch=settings.limits.max_latents,

@@ -106,7 +106,7 @@ def layer_mask(spec: str, num_ws: int, field: str = "layers") -> np.ndarray:
 def space_request(req: object, sp: ModelSpaces) -> tuple[str, tuple[int, ...]]:
     """Resolve ``req.space`` and check the space-only fields of any request.
 
-    Layer ranges need w+; truncation needs w / w+ seeds; residual / tuning extras need z.
+    Layer ranges need w+; truncation needs w / w+ seeds; a residual (extras) needs z.
     Returns (space, shape of one code).
     """
     value = space(getattr(req, "space", ""), sp)
@@ -129,13 +129,30 @@ def space_request(req: object, sp: ModelSpaces) -> tuple[str, tuple[int, ...]]:
             )
         finite(req.truncation_psi, "truncation_psi")
     extras_msg = getattr(req, "extras", None)
-    if value != "z" and extras_msg is not None and extras_msg.ByteSize():
-        raise InvalidArgument(f"extras (residual / tuning ids) apply to z codes, not {value!r}")
+    if value != "z" and extras_msg is not None and extras_msg.HasField("residual"):
+        raise InvalidArgument(
+            f"extras.residual applies to z codes, not {value!r} (tuning ids apply to any space)"
+        )
     if isinstance(req, pb.DiscoverDirectionsRequest) and "layers" in req.params:
         if value == "z":
             raise InvalidArgument("params.layers: layer ranges need space 'w' or 'w+'")
         layer_mask(req.params["layers"], sp.num_ws, "params.layers")
     return value, sp.shape(value)
+
+
+def invert_methods(req: pb.InvertRequest, info: pb.ModelInfo) -> list[str]:
+    """The invert methods of the request's space: ModelInfo's ``invert_methods`` (z) or
+    ``w_invert_methods`` (w, w+); a z-only method asked in w / w+ is InvalidArgument."""
+    value = space(req.space, model_spaces(info))
+    if value == "z":
+        return list(info.invert_methods)
+    methods = list(info.w_invert_methods) or ["optimize"]  # a worker from before the field
+    method = req.method or "optimize"
+    if method not in methods and method in info.invert_methods:
+        raise InvalidArgument(
+            f"method {method!r} inverts to z codes; in {value!r} use one of {methods}"
+        )
+    return methods
 
 
 def direction_space_filter(value: str) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from torch import Tensor
+from torch import Tensor, nn
 
 SPACES: tuple[str, ...] = ("z", "w", "w+")
 Z_ONLY: tuple[str, ...] = ("z",)
@@ -44,7 +44,8 @@ class GeneratorInfo:
             (style generators: the style affines, one per w+ entry that has one;
             others: the first projection). ``sefa_weight(layers)`` indexes this tuple.
         invert_methods / discover_methods: what the model supports, from
-            :func:`supported_methods` (filled in by the loader).
+            :func:`supported_methods` (filled in by the loader); invert_methods are z's.
+        w_invert_methods: the invert methods of spaces w and w+ (style generators).
         architecture: ``"dcgan"``, ``"stylegan2"``, ``"shapes"``...
         version: SHA-256 (hex) of the weights file, or of the state dict if none.
         truncation_psi: the default psi of :meth:`Generator.mapping` (1.0 = none).
@@ -65,6 +66,7 @@ class GeneratorInfo:
     default_space: str = "z"
     sefa_layers: tuple[str, ...] = ()
     invert_methods: tuple[str, ...] = ()
+    w_invert_methods: tuple[str, ...] = ()
     discover_methods: tuple[str, ...] = ()
     architecture: str = ""
     version: str = ""
@@ -162,3 +164,14 @@ def invert_methods(generator: object) -> tuple[str, ...]:
         # "extended" (a residual on the first feature map of G(z)) does not apply.
         methods = tuple(m for m in methods if m != "extended")
     return methods
+
+
+def w_invert_methods(generator: object) -> tuple[str, ...]:
+    """The invert methods of spaces w / w+: projection ("optimize"), and pivotal tuning
+    ("tune") where the synthesis network has layers tuning can change."""
+    from latentedit.workers.methods.inversion.tuning import tunable_parameters
+
+    if not getattr(getattr(generator, "info", None), "w_dim", 0):
+        return ()
+    tunable = isinstance(generator, nn.Module) and bool(tunable_parameters(generator))
+    return ("optimize", "tune") if tunable else ("optimize",)

@@ -78,7 +78,7 @@ class Image(_message.Message):
     def __init__(self, format: _Optional[_Union[ImageFormat, str]] = ..., data: _Optional[bytes] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "resolution", "latent_dim", "description", "scorers", "invert_methods", "discover_methods", "max_batch", "feature_shape", "training_methods", "architecture", "spaces", "default_space", "w_dim", "num_ws", "sefa_layers", "channels", "sha256", "truncation_psi", "details")
+    __slots__ = ("name", "version", "resolution", "latent_dim", "description", "scorers", "invert_methods", "discover_methods", "max_batch", "feature_shape", "training_methods", "architecture", "spaces", "default_space", "w_dim", "num_ws", "sefa_layers", "channels", "sha256", "truncation_psi", "details", "w_invert_methods")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RESOLUTION_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +100,7 @@ class ModelInfo(_message.Message):
     SHA256_FIELD_NUMBER: _ClassVar[int]
     TRUNCATION_PSI_FIELD_NUMBER: _ClassVar[int]
     DETAILS_FIELD_NUMBER: _ClassVar[int]
+    W_INVERT_METHODS_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     resolution: int
@@ -121,7 +122,8 @@ class ModelInfo(_message.Message):
     sha256: str
     truncation_psi: float
     details: ModelDetails
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., resolution: _Optional[int] = ..., latent_dim: _Optional[int] = ..., description: _Optional[str] = ..., scorers: _Optional[_Iterable[str]] = ..., invert_methods: _Optional[_Iterable[str]] = ..., discover_methods: _Optional[_Iterable[str]] = ..., max_batch: _Optional[int] = ..., feature_shape: _Optional[_Iterable[int]] = ..., training_methods: _Optional[_Iterable[str]] = ..., architecture: _Optional[str] = ..., spaces: _Optional[_Iterable[str]] = ..., default_space: _Optional[str] = ..., w_dim: _Optional[int] = ..., num_ws: _Optional[int] = ..., sefa_layers: _Optional[_Iterable[str]] = ..., channels: _Optional[int] = ..., sha256: _Optional[str] = ..., truncation_psi: _Optional[float] = ..., details: _Optional[_Union[ModelDetails, _Mapping]] = ...) -> None: ...
+    w_invert_methods: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., resolution: _Optional[int] = ..., latent_dim: _Optional[int] = ..., description: _Optional[str] = ..., scorers: _Optional[_Iterable[str]] = ..., invert_methods: _Optional[_Iterable[str]] = ..., discover_methods: _Optional[_Iterable[str]] = ..., max_batch: _Optional[int] = ..., feature_shape: _Optional[_Iterable[int]] = ..., training_methods: _Optional[_Iterable[str]] = ..., architecture: _Optional[str] = ..., spaces: _Optional[_Iterable[str]] = ..., default_space: _Optional[str] = ..., w_dim: _Optional[int] = ..., num_ws: _Optional[int] = ..., sefa_layers: _Optional[_Iterable[str]] = ..., channels: _Optional[int] = ..., sha256: _Optional[str] = ..., truncation_psi: _Optional[float] = ..., details: _Optional[_Union[ModelDetails, _Mapping]] = ..., w_invert_methods: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()

@@ -272,7 +272,7 @@ async def test_invert_in_w_plus_recovers_generated_images(
     assert [i.data for i in again.images] == [i.data for i in inv.reconstructions]  # type: ignore[attr-defined]
     err(
         await run(
-            runner, invert=pb.InvertRequest(model=NAME, images=images, space="w", method="tune")
+            runner, invert=pb.InvertRequest(model=NAME, images=images, space="w", method="hybrid")
         ),
         "inverts to z codes",
     )

@@ -197,9 +197,15 @@ def test_space_request_checks_space_only_fields() -> None:
         validate_spaces.space_request(req, SP)
     req.space = "w+"
     assert validate_spaces.space_request(req, SP) == ("w+", (4, 6))
-    with pytest.raises(InvalidArgument, match="extras"):
+    # tuning ids (a tuned generator) go with codes of any space, a residual with z only
+    tuned = pb.GenerateRequest(space="w", extras=pb.CodeExtras(tuning_ids=["a"]))
+    assert validate_spaces.space_request(tuned, SP) == ("w", (6,))
+    with pytest.raises(InvalidArgument, match=r"extras\.residual applies to z codes, not 'w'"):
         validate_spaces.space_request(
-            pb.GenerateRequest(space="w", extras=pb.CodeExtras(tuning_ids=["a"])), SP
+            pb.GenerateRequest(
+                space="w", extras=pb.CodeExtras(residual=to_tensor(np.zeros((1, 2, 4, 4))))
+            ),
+            SP,
         )
     with pytest.raises(InvalidArgument, match=r"params\.layers: layer ranges need space"):
         validate_spaces.space_request(
