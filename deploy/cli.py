@@ -326,6 +326,12 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("train-encoder", help="train a model's inversion encoder on its own samples")
     p.add_argument("model")
     _add_model_args(p)
+    p.add_argument(
+        "--space",
+        choices=("z", "w", "w+"),
+        default=None,
+        help="the encoder's space (w and w+ share one W encoder; default: the model's)",
+    )
     p.add_argument("--minutes", type=float, default=14.0, help="wall-clock budget")
     p.add_argument("--steps", type=int, default=20000, help="at most this many steps")
     p.add_argument("--batch-size", type=int, default=16)

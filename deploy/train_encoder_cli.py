@@ -1,5 +1,6 @@
-"""``latentedit train-encoder NAME``: train a model's encoder (``workers/methods/encoder.py``)
-towards editable codes, show its progress and store it where workers load it from."""
+"""``latentedit train-encoder NAME [--space z|w]``: train a model's encoder
+(``workers/methods/encoder.py``; a style model's W encoder, ``style_encoding.py``) towards
+editable codes, show its progress and store it where workers load it from."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import hashlib
 import logging
 import os
 import sys
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -27,17 +29,22 @@ def train_encoder_command(args: argparse.Namespace, registry: dict[str, Any]) ->
         save_encoder,
         train_encoder,
     )
+    from latentedit.workers.methods.style_encoding import train_w_encoder
     from latentedit.workers.models.registry import get_spec
     from latentedit.workers.models.runtime import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_model(get_spec(args.model, registry), args.device)
-    model.generator.to(memory_format=torch.channels_last)  # faster CPU convolutions
-    path = args.out or encoder_path(model.name, model.version)
+    if not model.info.w_dim:  # faster CPU convolutions (StyleGAN2's weights are 5-d)
+        model.generator.to(memory_format=torch.channels_last)
+    space = "w" if (args.space or model.info.default_space) != "z" else "z"
+    if space == "w" and not model.info.w_dim:
+        raise SystemExit(f"--space {args.space}: {model.name} has only z")
+    path = args.out or encoder_path(model.name, model.version, space)
     start, prior_steps = None, 0
     if args.resume:  # go on from the encoder in use (trained file, else the shipped one)
-        start_path = effective_encoder_path(model.name, model.version)
+        start_path = effective_encoder_path(model.name, model.version, space)
         if start_path is None:
             raise SystemExit(f"--resume: {model.name} has no encoder to resume from")
         start = load_encoder(start_path).requires_grad_(True)
@@ -58,10 +65,12 @@ def train_encoder_command(args: argparse.Namespace, registry: dict[str, Any]) ->
             )
             return True
 
-        encoder, report = train_encoder(
-            model.forward,
-            model.latent_dim,
-            model.spec.resolution,
+        trainer: Any = (
+            partial(train_w_encoder, model)
+            if space == "w"
+            else partial(train_encoder, model.forward, model.latent_dim, model.spec.resolution)
+        )
+        encoder, report = trainer(
             steps=args.steps,
             batch_size=args.batch_size,
             seed=args.seed,
@@ -81,6 +90,7 @@ def train_encoder_command(args: argparse.Namespace, registry: dict[str, Any]) ->
         {
             "model": model.name,
             "model_version": model.version,
+            "space": space,
             "steps": report.steps,
             "total_steps": prior_steps + report.steps,
             "seconds": round(report.seconds, 1),

@@ -51,6 +51,18 @@ log = logging.getLogger(__name__)
 
 INVERT_METHODS = inv.INVERT_METHODS
 NEEDS_ENCODER = ("encoder", "hybrid")
+
+
+def require_encoder(method: str, model: LoadedModel, space: str, encoder: Encoder | None) -> None:
+    """FailedPrecondition when ``method`` needs an encoder of ``space`` and there is none."""
+    if method in NEEDS_ENCODER and encoder is None:
+        how = "" if space == "z" else f" --space {space}"
+        raise FailedPrecondition(
+            f"method {method!r} needs an encoder for {model.name} in {space!r}; "
+            f"train one with `latentedit train-encoder {model.name}{how}`"
+        )
+
+
 DEFAULT_TARGET_PSNR = 30.0
 TUNING_TTL_S = 7 * 24 * 3600
 DEFAULT_STEPS = {
@@ -98,7 +110,7 @@ class Inverter:
         self.executor = executor
         self.redis = redis
         self.limits = limits
-        self._encoders: dict[str, tuple[float, Encoder]] = {}  # model -> (mtime, encoder)
+        self._encoders: dict[tuple[str, str], tuple[float, Encoder]] = {}  # (model, z|w) ->
         self._deltas: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
         self._directions: dict[str, torch.Tensor] = {}
         self._sessions: dict[tuple[str, str], Session] = {}
@@ -106,17 +118,19 @@ class Inverter:
 
     # ---- encoder ---------------------------------------------------------------------------
 
-    def encoder(self, model: LoadedModel) -> Encoder | None:
-        """The model's trained encoder, reloaded when its file changes; None if not trained."""
-        path = effective_encoder_path(model.name, model.version)  # trained, else shipped
+    def encoder(self, model: LoadedModel, space: str = "z") -> Encoder | None:
+        """The model's encoder of ``space`` ("z", or "w" for w and w+), reloaded when its
+        file changes; None if there is none."""
+        kind = "z" if space == "z" else "w"
+        path = effective_encoder_path(model.name, model.version, kind)  # trained, else shipped
         if path is None:
             return None
         mtime = path.stat().st_mtime
-        cached = self._encoders.get(model.name)
+        cached = self._encoders.get((model.name, kind))
         if cached is None or cached[0] != mtime:
-            self._encoders[model.name] = (mtime, load_encoder(path, model.device))
+            self._encoders[(model.name, kind)] = (mtime, load_encoder(path, model.device))
             log.info("loaded encoder %s", path)
-        return self._encoders[model.name][1]
+        return self._encoders[(model.name, kind)][1]
 
     # ---- tuning deltas -----------------------------------------------------------------------
 
@@ -153,11 +167,7 @@ class Inverter:
         req = job.invert
         validate.invert(req, list(inv.supported_methods(model.generator)), self.limits)
         method = req.method or "optimize"
-        if method in NEEDS_ENCODER and self.encoder(model) is None:
-            raise FailedPrecondition(
-                f"method {method!r} needs an encoder for {model.name}; "
-                f"train one with `latentedit train-encoder {model.name}`"
-            )
+        require_encoder(method, model, "z", self.encoder(model))
         targets, crops = [], []
         for i, image in enumerate(req.images):
             target, crop = preprocess(

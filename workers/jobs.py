@@ -152,7 +152,8 @@ class JobRunner:
                     kind == "invert"
                     and validate_spaces.space(job.invert.space, spaces_of(model)) != "z"
                 ):
-                    check_style_invert(job.invert, model, self.limits)
+                    w_encoder = self.inverter.encoder(model, "w")
+                    check_style_invert(job.invert, model, self.limits, w_encoder)
                     style_invert.append(job)
                 elif kind == "invert":
                     invert.append(job)
@@ -182,6 +183,7 @@ class JobRunner:
                     publish,
                     self.store.redis,
                     partial(self.inverter.session, model),
+                    self.inverter.encoder(model, "w"),
                 )
                 for job, outcome in zip(style_invert, outcomes, strict=True):
                     failed = isinstance(outcome, LatentEditError)

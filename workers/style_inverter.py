@@ -1,5 +1,7 @@
 """Invert jobs that ask for w or w+ codes (style generators): optimisation from w_avg
-("optimize") or pivotal tuning around such a pivot ("tune", :mod:`.methods.style_tuning`).
+("optimize"), the model's W encoder in one pass ("encoder") or as the projection's start
+("hybrid", :mod:`.methods.style_encoding`), or pivotal tuning around a projected pivot
+("tune", :mod:`.methods.style_tuning`).
 
 Jobs of one space, method and step budget run as one batch (per-image losses are
 independent, so batching changes nothing but speed); each job gets its own result, PSNR and
@@ -28,20 +30,31 @@ from latentedit.errors import Cancelled, InvalidArgument, LatentEditError
 from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.validate import Limits
-from latentedit.workers.inverter import render_extras, settler, store_deltas, watch_cancel
+from latentedit.workers.inverter import (
+    render_extras,
+    require_encoder,
+    settler,
+    store_deltas,
+    watch_cancel,
+)
 from latentedit.workers.methods import inversion as inv
+from latentedit.workers.methods.encoder import Encoder
 from latentedit.workers.methods.inversion.metrics import psnr_uint8
 from latentedit.workers.methods.inversion.optim import blocking
 from latentedit.workers.methods.inversion.session import Session
 from latentedit.workers.methods.preprocess import Crop, preprocess
+from latentedit.workers.methods.style_encoding import ENCODER_METHODS, with_encoder
 from latentedit.workers.methods.style_projection import DEFAULT_STEPS, project_steps
 from latentedit.workers.methods.style_tuning import tune_style_steps
 from latentedit.workers.models.runtime import LoadedModel, from_uint8
 from latentedit.workers.spaces import spaces_of
 
 
-def check(req: pb.InvertRequest, model: LoadedModel, limits: Limits) -> str:
-    """Validate a w / w+ invert request; -> the space."""
+def check(
+    req: pb.InvertRequest, model: LoadedModel, limits: Limits, encoder: Encoder | None = None
+) -> str:
+    """Validate a w / w+ invert request (``encoder``: the model's W encoder, if it has
+    one); -> the space."""
     space, _ = validate_spaces.space_request(req, spaces_of(model))
     methods = list(model.info.w_invert_methods)
     validate.invert(req, [*methods, *([req.method] if req.method else [])], limits)
@@ -53,6 +66,7 @@ def check(req: pb.InvertRequest, model: LoadedModel, limits: Limits) -> str:
         raise InvalidArgument(
             f"restarts and prior_weight apply to z inversion; {space!r} starts from w_avg"
         )
+    require_encoder(req.method, model, space, encoder)
     return space
 
 
@@ -106,6 +120,7 @@ async def run_style_inversions(
     publish: Publish | None = None,
     redis: Redis | None = None,
     session: Callable[[str], Session] | None = None,
+    encoder: Encoder | None = None,
 ) -> list[jobs_pb2.JobResult | LatentEditError]:
     """Invert every job (all w or w+, already checked) as one batch per space, method and
     step budget.
@@ -116,7 +131,8 @@ async def run_style_inversions(
     the next step once every job in it has. A job whose image does not decode ends with
     its own error; the others go on. ``session(key)``: the inversion session to run the
     optimisation in, by key "<space> <method>" (the worker's compute thread, in slices
-    between light batches, as z inversions run); None: a thread of its own.
+    between light batches, as z inversions run); None: a thread of its own. ``encoder``:
+    the model's W encoder (methods "encoder" and "hybrid"; checked by :func:`check`).
     """
     loop = asyncio.get_running_loop()
     gave_up = {job.id: threading.Event() for job in jobs}
@@ -150,7 +166,13 @@ async def run_style_inversions(
 
             targets = from_uint8(pixels, model.device)
             args = (model, targets, space, steps, seed, progress, stop)
-            steps_fn: Any = tune_style_steps if method == "tune" else project_steps
+            steps_fn: Any = (
+                with_encoder(method, encoder)
+                if method in ENCODER_METHODS and encoder is not None
+                else tune_style_steps
+                if method == "tune"
+                else project_steps
+            )
             if session is None:
                 out = await asyncio.to_thread(blocking(steps_fn), *args)
             else:

@@ -11,7 +11,8 @@ no batch statistics (GroupNorm), so an image's code never depends on its batch m
 Files are safetensors (fp16 weights, config + training meta as JSON metadata; no pickle).
 A trained one lives under ``$LATENTEDIT_HOME/models/<model>/<version>/encoder.safetensors``
 and overrides the one shipped in this package (``weights/<model>.encoder.safetensors``,
-SHA-256 pinned in the model registry): :func:`effective_encoder_path` picks.
+SHA-256 pinned in the model registry): :func:`effective_encoder_path` picks. A style model's
+W encoder (:mod:`.style_encoding`, codes whitened w) is ``encoder-w.safetensors`` beside it.
 """
 
 from __future__ import annotations
@@ -38,10 +39,13 @@ from latentedit.errors import Unavailable
 log = logging.getLogger(__name__)
 
 Forward = Callable[[Tensor], Tensor]  # z (N, d) -> images (N, 3, H, W) in [-1, 1]
+Sample = Callable[[int, torch.Generator], Tensor]  # (n, CPU generator) -> codes (n, d) on CPU
 # (step, loss, per-image PSNR in dB) -> False to stop
 Progress = Callable[[int, float, np.ndarray], bool]
 
 ENCODER_FILE = "encoder.safetensors"
+#: the file of each space's encoder (a style model's W encoder also starts w+ inversions)
+ENCODER_FILES = {"z": ENCODER_FILE, "w": "encoder-w.safetensors"}
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"  # package data
 
 
@@ -50,12 +54,13 @@ def models_home() -> Path:
     return Path(os.environ.get("LATENTEDIT_HOME") or Path.home() / ".cache" / "latentedit")
 
 
-def encoder_path(model_name: str, model_version: str) -> Path:
-    """The encoder file of one model version: ``<home>/models/<name>/<version>/encoder.pt``."""
+def encoder_path(model_name: str, model_version: str, space: str = "z") -> Path:
+    """The encoder file of one model version and space ("z" or "w"):
+    ``<home>/models/<name>/<version>/encoder.safetensors`` (``encoder-w.safetensors``)."""
     for part in (model_name, model_version):
         if not part or "/" in part or "\\" in part or part in {".", ".."}:
             raise ValueError(f"bad path component {part!r}")
-    return models_home() / "models" / model_name / model_version / ENCODER_FILE
+    return models_home() / "models" / model_name / model_version / ENCODER_FILES[space]
 
 
 def shipped_encoder_path(model_name: str) -> Path:
@@ -70,17 +75,17 @@ def _shipped_digest(path: Path, mtime_ns: int) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def effective_encoder_path(model_name: str, model_version: str) -> Path | None:
-    """The encoder file a model version uses, or None if it has none.
+def effective_encoder_path(model_name: str, model_version: str, space: str = "z") -> Path | None:
+    """The encoder file a model version uses in ``space`` ("z" or "w"), or None if none.
 
     A trained file (:func:`encoder_path`, written by ``latentedit train-encoder``) wins;
-    else the shipped one, if the registry pins its SHA-256 and it was trained against this
+    else (z only) the shipped one, if the registry pins its SHA-256 and it was trained against this
     generator version (a shipped file with the wrong digest raises Unavailable, as corrupt
     generator weights do).
     """
-    trained = encoder_path(model_name, model_version)
-    if trained.is_file():
-        return trained
+    trained = encoder_path(model_name, model_version, space)
+    if trained.is_file() or space != "z":
+        return trained if trained.is_file() else None
     from latentedit.workers.models.registry import MODELS
 
     spec = MODELS.get(model_name)
@@ -209,6 +214,7 @@ def train_encoder(
     pixel_batch: int | None = None,
     pool_size: int = 2048,
     encoder: Encoder | None = None,
+    sample: Sample | None = None,
 ) -> tuple[Encoder, TrainReport]:
     """Train an encoder on (z, G(z)) pairs the generator makes itself.
 
@@ -234,11 +240,18 @@ def train_encoder(
         reuse: each step draws ``batch_size // reuse`` fresh pairs and the rest from a pool
             of ``pool_size`` earlier ones (saves generator passes; 1 = all fresh).
         encoder: continue training this one instead of a fresh one.
+        sample: draws the training codes (default z ~ N(0, I)); a W encoder's are mapped,
+            whitened w (:mod:`.style_encoding`).
     Returns:
         the encoder (eval mode, on CPU float32 unless the generator's device) and a report.
     """
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
+    if sample is None:
+
+        def sample(n: int, g: torch.Generator) -> Tensor:
+            return torch.randn(n, latent_dim, generator=g)
+
     if encoder is None:
         with torch.random.fork_rng(devices=[]):  # seeded init, global RNG left alone
             torch.manual_seed(seed)
@@ -253,7 +266,7 @@ def train_encoder(
     enc.to(device).train()
     opt = torch.optim.Adam(enc.parameters(), lr=lr, betas=(0.9, 0.99))
     with torch.no_grad():
-        z_val = torch.randn(val_size, latent_dim, generator=gen).to(device)
+        z_val = sample(val_size, gen).to(device)
         x_val = generator_forward(z_val)
     report = TrainReport(steps=0, seconds=0.0, samples=0, generated=0, val_psnr=float("nan"))
 
@@ -278,7 +291,7 @@ def train_encoder(
         for group in opt.param_groups:
             group["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
         fresh = max(1, batch_size // max(reuse, 1)) if step else batch_size
-        z = torch.randn(fresh, latent_dim, generator=gen).to(device)
+        z = sample(fresh, gen).to(device)
         with torch.no_grad():
             x = generator_forward(z)
         if reuse > 1:

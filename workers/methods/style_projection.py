@@ -70,6 +70,9 @@ def project_steps(
     seed: int = 0,
     progress: Progress | None = None,
     stop: Callable[[], bool] | None = None,
+    start: Tensor | None = None,
+    lr: float = LR,
+    noise: float = NOISE,
 ) -> Steps[StyleInversion]:
     """Optimise w or w+ codes so the model renders ``targets`` (N, 3, H, W) in [-1, 1];
     a step generator (yields after every Adam step; :func:`project` runs it through).
@@ -80,16 +83,21 @@ def project_steps(
         seed: seeds the code noise.
         progress: called every 10 steps and at the end; returning True stops early.
         stop: checked before every step; True stops at once (the callers gave up).
+        start: initial codes of ``space`` (N, w_dim) or (N, num_ws, w_dim) (None: w_avg);
+            hybrid inversion starts from an encoder's prediction.
+        lr / noise: peak learning rate (raw w units) and initial code noise (units of
+            the spread of w).
     """
     num_ws = spaces_of(model).num_ws
     mean, spread = w_statistics(model)
     target = targets.to(model.device).float()
     n = len(target)
-    start = mean.to(target.device)[None].repeat(n, 1)
-    if space == "w+":
-        start = start[:, None].repeat(1, num_ws, 1)
-    code = start.clone().requires_grad_(True)
-    opt = torch.optim.Adam([code], lr=LR)
+    if start is None:
+        start = mean.to(target.device)[None].repeat(n, 1)
+        if space == "w+":
+            start = start[:, None].repeat(1, num_ws, 1)
+    code = start.detach().to(target.device).float().clone().requires_grad_(True)
+    opt = torch.optim.Adam([code], lr=lr)
     gen = torch.Generator(device=target.device).manual_seed(seed)
     best = code.detach().clone()
     best_mse = torch.full((n,), float("inf"), device=target.device)
@@ -99,8 +107,8 @@ def project_steps(
             break
         t = step / steps
         for group in opt.param_groups:
-            group["lr"] = learning_rate(t)
-        strength = spread * NOISE * max(0.0, 1 - t / NOISE_RAMP) ** 2
+            group["lr"] = learning_rate(t, lr)
+        strength = spread * noise * max(0.0, 1 - t / NOISE_RAMP) ** 2
         noisy = code + torch.randn(code.shape, generator=gen, device=code.device) * strength
         image = synthesize(model, noisy, space)
         mse = ((image - target) ** 2).flatten(1).mean(1)

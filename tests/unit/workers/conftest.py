@@ -1,5 +1,5 @@
 """A real redis-server on an ephemeral port, in its own temp dir, for store tests; the
-`shapes` model for the learned-direction tests."""
+`shapes` model for the learned-direction tests; a small seeded StyleGAN2 for W / W+ ones."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ import redis
 import torch
 from redis.asyncio import Redis
 
-from latentedit.workers.models.registry import get_spec
+from latentedit.workers.models.registry import ModelSpec, get_spec
 from latentedit.workers.models.runtime import LoadedModel, load_model
+from latentedit.workers.models.stylegan2_ckpt import from_rosinality, random_rosinality_state
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +65,12 @@ def shapes() -> Iterator[LoadedModel]:
     torch.set_num_threads(1)
     yield load_model(get_spec("shapes"), "cpu")
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def small_stylegan2() -> LoadedModel:
+    """A seeded random StyleGAN2 "sg": 32 px, z / w 32, 2 mapping layers, narrow widths."""
+    state, w_avg = random_rosinality_state(32, 32, 2, widths={4: 32, 8: 32, 16: 16, 32: 16}, seed=7)
+    gen = from_rosinality(state, w_avg).eval().requires_grad_(False)
+    spec = ModelSpec(name="sg", architecture="stylegan2", path="seeded.pt", resolution=32)
+    return LoadedModel(spec, gen, "test", torch.device("cpu"), torch.float32, 64)

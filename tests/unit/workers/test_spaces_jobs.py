@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -244,8 +246,9 @@ async def test_score_analyze_interfacegan_ganspace_put_list_in_w(
 
 
 async def test_invert_in_w_plus_recovers_generated_images(
-    model: LoadedModel, redis_client: Redis
+    model: LoadedModel, redis_client: Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("LATENTEDIT_HOME", str(tmp_path))  # no trained encoders
     runner = JobRunner({NAME: model}, DirectionStore(redis_client), Limits())
     gen = ok(
         await run(
@@ -272,7 +275,13 @@ async def test_invert_in_w_plus_recovers_generated_images(
     assert [i.data for i in again.images] == [i.data for i in inv.reconstructions]  # type: ignore[attr-defined]
     err(
         await run(
-            runner, invert=pb.InvertRequest(model=NAME, images=images, space="w", method="hybrid")
+            runner,
+            invert=pb.InvertRequest(model=NAME, images=images, space="w", method="auto"),
         ),
         "inverts to z codes",
     )
+    no_encoder = await run(
+        runner, invert=pb.InvertRequest(model=NAME, images=images, space="w", method="hybrid")
+    )
+    assert no_encoder.error.code == 9, no_encoder  # FAILED_PRECONDITION: train one first
+    assert f"train-encoder {NAME} --space w" in no_encoder.error.message

@@ -22,20 +22,14 @@ from latentedit.workers.methods.style_tuning import (
     renderer,
     tune_style_steps,
 )
-from latentedit.workers.models.registry import ModelSpec
 from latentedit.workers.models.runtime import LoadedModel, from_uint8
-from latentedit.workers.models.stylegan2_ckpt import from_rosinality, random_rosinality_state
 
 FACES = Path(__file__).resolve().parents[2] / "data" / "faces"
-WIDTHS = {4: 32, 8: 32, 16: 16, 32: 16}
 
 
 @pytest.fixture(scope="module")
-def model() -> LoadedModel:
-    state, w_avg = random_rosinality_state(32, 32, 2, widths=WIDTHS, seed=7)
-    gen = from_rosinality(state, w_avg).eval().requires_grad_(False)
-    spec = ModelSpec(name="sg", architecture="stylegan2", path="seeded.pt", resolution=32)
-    return LoadedModel(spec, gen, "test", torch.device("cpu"), torch.float32, 64)
+def model(small_stylegan2: LoadedModel) -> LoadedModel:
+    return small_stylegan2
 
 
 @pytest.fixture(scope="module")
