@@ -3,9 +3,11 @@
 ("hybrid", :mod:`.methods.style_encoding`), or pivotal tuning around a projected pivot
 ("tune", :mod:`.methods.style_tuning`).
 
-Jobs of one space, method and step budget run as one batch (per-image losses are
+Jobs of one space, method, step budget and target run as one batch (per-image losses are
 independent, so batching changes nothing but speed); each job gets its own result, PSNR and
-SSIM measured on the uint8 reconstruction against the preprocessed target, as for z. Tuned
+SSIM measured on the uint8 reconstruction against the preprocessed target, as for z (and,
+with ``report_edit_error``, the relative edit error along the model's top SeFa directions in
+W; ``target_psnr`` stops a batch once all its images reach it). Tuned
 results carry per-image tuning ids (extras) that Generate / Edit / ConditionalEdit take in
 any space.
 """
@@ -13,6 +15,7 @@ any space.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -43,9 +46,10 @@ from latentedit.workers.methods.inversion.metrics import psnr_uint8
 from latentedit.workers.methods.inversion.optim import blocking
 from latentedit.workers.methods.inversion.session import Session
 from latentedit.workers.methods.preprocess import Crop, preprocess
+from latentedit.workers.methods.sefa import sefa
 from latentedit.workers.methods.style_encoding import ENCODER_METHODS, with_encoder
 from latentedit.workers.methods.style_projection import DEFAULT_STEPS, project_steps
-from latentedit.workers.methods.style_tuning import tune_style_steps
+from latentedit.workers.methods.style_tuning import edit_error, tune_style_steps
 from latentedit.workers.models.runtime import LoadedModel, from_uint8
 from latentedit.workers.spaces import spaces_of
 
@@ -83,6 +87,18 @@ def _targets(
     return np.stack(pixels), crops
 
 
+_DIRECTIONS: dict[tuple[str, str], torch.Tensor] = {}
+
+
+def _edit_directions(model: LoadedModel) -> torch.Tensor:
+    """The model's top SeFa directions in W (K, w_dim), the edit-error measure's edits."""
+    key = (model.name, model.version)
+    if key not in _DIRECTIONS:
+        vectors, _ = sefa(model.sefa_weight().numpy(), inv.EDIT_DIRECTIONS)
+        _DIRECTIONS[key] = torch.from_numpy(vectors).float()
+    return _DIRECTIONS[key]
+
+
 Publish = Callable[[jobs_pb2.Job, jobs_pb2.JobResult], Coroutine[Any, Any, None]]
 
 
@@ -92,8 +108,10 @@ def _progress(
     publish: Publish | None,
     loop: asyncio.AbstractEventLoop,
     method: str = "optimize",
+    target_psnr: float = math.inf,
 ) -> Callable[[int, int, float, np.ndarray], bool]:
-    """A projector callback sending InvertProgress to the jobs that asked for it."""
+    """A projector callback sending InvertProgress to the jobs that asked for it; it stops
+    the batch once every image has reached ``target_psnr`` (dB)."""
     offsets = np.cumsum([0, *counts])
 
     def report(step: int, total: int, loss: float, psnr: np.ndarray) -> bool:
@@ -108,7 +126,7 @@ def _progress(
                 )
                 result = jobs_pb2.JobResult(job_id=job.id, progress=event)
                 asyncio.run_coroutine_threadsafe(publish(job, result), loop)
-        return False  # never stops early (cancellation is not wired for w / w+)
+        return bool(len(psnr)) and bool(np.min(psnr) >= target_psnr)
 
     return report
 
@@ -137,16 +155,17 @@ async def run_style_inversions(
     loop = asyncio.get_running_loop()
     gave_up = {job.id: threading.Event() for job in jobs}
     results: dict[str, jobs_pb2.JobResult | LatentEditError] = {}
-    groups: dict[tuple[str, str, int], list[jobs_pb2.Job]] = {}
+    groups: dict[tuple[str, str, int, float], list[jobs_pb2.Job]] = {}
     for job in jobs:
         space = validate_spaces.space(job.invert.space, spaces_of(model))
-        key = (space, job.invert.method or "optimize", job.invert.steps or DEFAULT_STEPS[space])
-        groups.setdefault(key, []).append(job)
+        method = job.invert.method or "optimize"
+        steps = job.invert.steps or DEFAULT_STEPS[space]
+        groups.setdefault((space, method, steps, job.invert.target_psnr), []).append(job)
     watcher = (
         None if redis is None else asyncio.create_task(watch_cancel(redis, [*gave_up.items()]))
     )
     try:
-        for (space, method, steps), group in groups.items():
+        for (space, method, steps, target), group in groups.items():
             members, prepared = [], []
             for j in group:  # an image that does not decode fails its own job only
                 try:
@@ -159,7 +178,8 @@ async def run_style_inversions(
             pixels = np.concatenate([p for p, _ in prepared])
             start = time.perf_counter()
             seed = members[0].invert.seed
-            progress = _progress(members, [len(p) for p, _ in prepared], publish, loop, method)
+            counts = [len(p) for p, _ in prepared]
+            progress = _progress(members, counts, publish, loop, method, target or math.inf)
 
             def stop(members: list[jobs_pb2.Job] = members) -> bool:
                 return all(gave_up[j.id].is_set() for j in members)
@@ -190,6 +210,12 @@ async def run_style_inversions(
                 if redis is None:
                     raise RuntimeError("tuned inversions need Redis to keep their deltas")
                 ids, sizes = await store_deltas(redis, model.name, deltas)
+            errors = np.zeros(len(pixels))
+            if any(j.invert.report_edit_error for j in members):
+                directions = _edit_directions(model)
+                errors = await asyncio.to_thread(
+                    edit_error, model, out.codes, space, deltas, directions
+                )
             seconds = time.perf_counter() - start
             with torch.no_grad():
                 ssim = inv.ssim(
@@ -216,6 +242,7 @@ async def run_style_inversions(
                         crops=[pb.CropBox(left=c.left, top=c.top, size=c.size) for c in crops],
                         extras=pb.CodeExtras(tuning_ids=ids[sl]),
                         tuning_bytes=sizes[sl],
+                        edit_error=errors[sl].tolist() if job.invert.report_edit_error else [],
                     ),
                 )
     finally:

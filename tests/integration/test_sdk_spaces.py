@@ -204,7 +204,7 @@ def test_pivotal_tuning_in_w_plus_reconstructs_photos_and_edits_them(sg: Client)
     faces = sorted((Path(__file__).resolve().parents[1] / "data" / "faces").glob("*.png"))
     photos = [Image.open(f).convert("RGB") for f in faces[2:4]]
     plain = sg.invert(NAME, photos, space="w+", steps=150)
-    tuned = sg.invert(NAME, photos, space="w+", method="tune", steps=150)
+    tuned = sg.invert(NAME, photos, space="w+", method="tune", steps=150, report_edit_error=True)
     assert tuned.methods == ["tune", "tune"] and len(tuned.extras.tuning_ids) == 2
     assert min(tuned.tuning_bytes) > 0
     assert (tuned.psnr >= plain.psnr + 1.5).all(), (plain.psnr, tuned.psnr)
@@ -224,6 +224,9 @@ def test_pivotal_tuning_in_w_plus_reconstructs_photos_and_edits_them(sg: Client)
     d_base = base.astype(float) - pixels(pivot.images).astype(float)
     errors = ((d_tuned - d_base) ** 2).sum((1, 2, 3)) / (d_base**2).sum((1, 2, 3))
     assert errors.max() < 0.9, errors
+    # the service's own measure (top-5 SeFa w directions, alpha +-2, every layer) agrees
+    assert tuned.edit_error.shape == (2,) and (tuned.edit_error > 0).all(), tuned.edit_error
+    assert tuned.edit_error.max() < 0.9, tuned.edit_error
     raises(lambda: sg.invert(NAME, photos, space="w", method="auto"), "z codes")
     z_plain = sg.invert(NAME, photos[:1], space="z", steps=60, restarts=1)
     z_tuned = sg.invert(NAME, photos[:1], space="z", method="tune", steps=60, restarts=1)

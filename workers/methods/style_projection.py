@@ -5,8 +5,8 @@ with rosinality's learning-rate schedule (linear warm-up over the first 5 %, cos
 ramp-down over the last 25 %) and Gaussian noise on the code that decays to zero over
 the first 75 % of the steps (scaled by the spread of mapped w). The loss is the pixel
 MSE (no perceptual network ships with the service); rendering uses the model's stored
-noise buffers, so there are no noise maps to optimise or regularise. The best iterate
-per image (lowest MSE) is kept.
+noise buffers, so there are no noise maps to optimise or regularise. The best rendered
+code per image (lowest MSE, noisy iterates included) is kept.
 """
 
 from __future__ import annotations
@@ -116,11 +116,11 @@ def project_steps(
         mse.sum().backward()
         opt.step()
         done = step + 1
-        if strength == 0:  # the noisy code is the code: its MSE is this iterate's
-            better = mse.detach() < best_mse
-            best_mse = torch.where(better, mse.detach(), best_mse)
-            mask = better.view(-1, *([1] * (code.ndim - 1)))
-            best = torch.where(mask, noisy.detach(), best)
+        # every rendered code is a candidate (noisy ones too: their MSE is known), so the
+        # progress PSNR and target_psnr mean something from the first step
+        better = mse.detach() < best_mse
+        best_mse = torch.where(better, mse.detach(), best_mse)
+        best = torch.where(better.view(-1, *([1] * (code.ndim - 1))), noisy.detach(), best)
         if (
             progress is not None
             and (step % 10 == 9 or done == steps)
@@ -128,7 +128,7 @@ def project_steps(
         ):
             break
         yield
-    with torch.no_grad():  # score the best codes (and the last, if no noise-free step ran)
+    with torch.no_grad():  # the last code (after the last step) is a candidate too
         final = ((synthesize(model, code.detach(), space) - target) ** 2).flatten(1).mean(1)
         better = final < best_mse
         best = torch.where(better.view(-1, *([1] * (code.ndim - 1))), code.detach(), best)

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from latentedit.workers.methods.inversion.deltas import render
+from latentedit.workers.methods.inversion.metrics import edit_error as metric_edit_error
 from latentedit.workers.methods.inversion.optim import Run, Steps
 from latentedit.workers.methods.inversion.tuning import TuneConfig, tune_steps
 from latentedit.workers.methods.style_projection import Progress, project_steps, w_statistics
@@ -87,6 +88,11 @@ def to_generator_names(delta: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k.removeprefix(_PREFIX): v for k, v in delta.items()}
 
 
+def _prefixed(deltas: list[dict[str, Tensor] | None]) -> list[dict[str, Tensor] | None]:
+    """Deltas keyed by generator names -> keyed as a :class:`CodeRenderer`'s parameters."""
+    return [None if d is None else {_PREFIX + k: v for k, v in d.items()} for d in deltas]
+
+
 def renderer(model: LoadedModel, space: str, whitened: bool = False) -> CodeRenderer:
     """The model's :class:`CodeRenderer` for ``space``: raw codes, or whitened ones."""
     if not whitened:
@@ -104,8 +110,30 @@ def render_tuned(
     if space == "z":
         return render(model.generator, codes.to(model.device), None, deltas)
     r = renderer(model, space)
-    prefixed = [None if d is None else {_PREFIX + k: v for k, v in d.items()} for d in deltas]
-    return render(r, codes.reshape(len(codes), -1).to(model.device), None, prefixed)
+    return render(r, codes.reshape(len(codes), -1).to(model.device), None, _prefixed(deltas))
+
+
+def edit_error(
+    model: LoadedModel,
+    codes: np.ndarray,
+    space: str,
+    deltas: list[dict[str, Tensor] | None],
+    directions: Tensor,
+) -> np.ndarray:
+    """Relative edit error (:func:`.inversion.metrics.edit_error`) of W / W+ results: edits
+    of alpha = +-2 in whitened units along unit w ``directions`` (K, w_dim), in every layer
+    for w+ (as w+ edits move a code), rendered with and without each row's delta.
+
+    codes: (N, w_dim) or (N, num_ws, w_dim); -> (N,) float (0 for rows without a delta).
+    """
+    if all(d is None for d in deltas):
+        return np.zeros(len(codes))
+    r = renderer(model, space, whitened=True)
+    u = r.whiten(torch.from_numpy(codes).to(model.device))
+    moves = directions.float().to(u.device).repeat(1, u.shape[1] // directions.shape[1])
+    prefixed = _prefixed(deltas)
+    err = metric_edit_error(lambda c: render(r, c, None, prefixed), r, u, moves)
+    return np.asarray(err.cpu().numpy(), dtype=np.float64)
 
 
 @dataclass

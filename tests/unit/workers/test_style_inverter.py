@@ -17,7 +17,7 @@ from latentedit.workers.methods.inversion.session import Session
 from latentedit.workers.models.registry import parse_model_arg
 from latentedit.workers.models.runtime import load_model
 from latentedit.workers.models.stylegan2_ckpt import random_rosinality_state, write_rosinality
-from latentedit.workers.spaces import render_codes
+from latentedit.workers.spaces import render_codes, seeded_codes
 from latentedit.workers.style_inverter import run_style_inversions
 
 
@@ -65,3 +65,23 @@ async def test_in_a_session_the_projection_runs_step_by_step_with_the_same_resul
     np.testing.assert_allclose(
         from_tensor(stepped.invert.latents), from_tensor(plain.invert.latents), atol=1e-5
     )
+
+
+async def test_target_psnr_ends_a_w_projection_early_and_edit_error_is_reported(
+    tmp_path: Path,
+) -> None:
+    state, w_avg = random_rosinality_state(32, 32, 2, widths={4: 32, 8: 32, 16: 16, 32: 16})
+    model = load_model(
+        parse_model_arg(f"sg=stylegan2:{write_rosinality(tmp_path / 'g.pt', state, w_avg)}")
+    )
+    z = np.random.default_rng(5).standard_normal((1, 32)).astype(np.float32)
+    png = encode_image(
+        render_codes(model, seeded_codes(model, z, "w"), "w")[0], pb.IMAGE_FORMAT_PNG
+    )
+    req = pb.InvertRequest(
+        model="sg", images=[png], space="w", steps=300, target_psnr=30, report_edit_error=True
+    )
+    (res,) = await run_style_inversions(model, [jobs_pb2.Job(id="t", invert=req)], Limits())
+    assert isinstance(res, jobs_pb2.JobResult), res
+    assert res.invert.steps < 300 and res.invert.psnr[0] >= 30, res.invert
+    assert list(res.invert.edit_error) == [0.0]  # a projection renders the base generator

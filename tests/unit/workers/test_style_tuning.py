@@ -18,6 +18,7 @@ from latentedit.workers.methods.preprocess import preprocess
 from latentedit.workers.methods.style_projection import project
 from latentedit.workers.methods.style_tuning import (
     STYLE_TUNE,
+    edit_error,
     render_tuned,
     renderer,
     tune_style_steps,
@@ -99,3 +100,21 @@ def test_locality_keeps_edits_of_tuned_photos_like_edits_of_the_generator(
             inv.edit_error(lambda c, d=deltas: render(r, c, None, d), r, u, n).mean()
         )
     assert errors[5.0] < 0.7 * errors[0.0], errors
+
+
+def test_edit_error_of_w_plus_results_moves_every_layer_and_is_zero_without_a_delta(
+    model: LoadedModel, photos: torch.Tensor
+) -> None:
+    tuned = blocking(tune_style_steps)(model, photos[:1], "w+", 40)
+    codes = np.concatenate([tuned.codes, tuned.codes])
+    n = torch.linalg.qr(torch.randn(32, 2, generator=torch.Generator().manual_seed(4)))[0].T
+    errors = edit_error(model, codes, "w+", [tuned.deltas[0], None], n)
+    assert errors[1] < 1e-6 and 0 < errors[0] < 5, errors  # no delta: R = G
+    # the same measure by hand: whitened w+ codes, each direction repeated in every layer
+    r = renderer(model, "w+", whitened=True)
+    u = r.whiten(torch.from_numpy(tuned.codes))
+    moves = n.repeat(1, model.info.num_ws)
+    delta = {f"g.{k}": v for k, v in tuned.deltas[0].items()}
+    want = inv.edit_error(lambda c: render(r, c, None, [delta]), r, u, moves)
+    np.testing.assert_allclose(errors[:1], want.numpy(), rtol=1e-4)
+    assert np.all(edit_error(model, codes, "w+", [None, None], n) == 0)  # not even rendered
