@@ -49,12 +49,19 @@ def learning_rate(t: float, initial: float = LR) -> float:
 
 @torch.no_grad()
 def w_statistics(model: LoadedModel, samples: int = 4096, seed: int = 0) -> tuple[Tensor, float]:
-    """Mean w (w_dim,) and rosinality's scalar spread sqrt(mean ||w - mean||^2)."""
+    """Mean w (w_dim,) and rosinality's scalar spread sqrt(mean ||w - mean||^2) of
+    ``samples`` mapped z (seeded; computed once per loaded model)."""
+    key = ("w_statistics", samples, seed)
+    if key in model.memo:
+        cached: tuple[Tensor, float] = model.memo[key]
+        return cached
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(samples, model.latent_dim, generator=g)
     w = model.generator.mapping(z.to(model.device, model.dtype)).float()
     mean = model.generator.w_avg.float().to(w.device)
-    return mean, float(((w - mean) ** 2).sum(1).mean().sqrt())
+    out = mean, float(((w - mean) ** 2).sum(1).mean().sqrt())
+    model.memo[key] = out
+    return out
 
 
 def psnr(mse: torch.Tensor) -> torch.Tensor:

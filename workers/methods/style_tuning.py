@@ -94,23 +94,35 @@ def _prefixed(deltas: list[dict[str, Tensor] | None]) -> list[dict[str, Tensor] 
 
 
 def renderer(model: LoadedModel, space: str, whitened: bool = False) -> CodeRenderer:
-    """The model's :class:`CodeRenderer` for ``space``: raw codes, or whitened ones."""
-    if not whitened:
-        w_dim = spaces_of(model).w_dim
-        return CodeRenderer(model.generator, space, torch.zeros(w_dim, device=model.device), 1.0)
-    mean, spread = w_statistics(model)
-    return CodeRenderer(model.generator, space, mean, spread / math.sqrt(len(mean)))
+    """The model's :class:`CodeRenderer` for ``space``: raw codes, or whitened ones (one
+    per loaded model, space and kind, so tuned renders reuse one private copy of it)."""
+    key = ("code_renderer", space, whitened)
+    if key not in model.memo:
+        if whitened:
+            mean, spread = w_statistics(model)
+            scale = spread / math.sqrt(len(mean))
+        else:
+            mean, scale = torch.zeros(spaces_of(model).w_dim, device=model.device), 1.0
+        model.memo[key] = CodeRenderer(model.generator, space, mean, scale)
+    r: CodeRenderer = model.memo[key]
+    return r
 
 
 def render_tuned(
     model: LoadedModel, codes: Tensor, space: str, deltas: list[dict[str, Tensor] | None]
 ) -> Tensor:
     """Codes of ``space`` (N, *shape) with per-row deltas (generator names, None: untuned)
-    -> images (N, C, R, R) float32 in [-1, 1]; the shared generator is not modified."""
+    -> images (N, C, R, R) float32 in [-1, 1]; the shared generator is not modified.
+
+    w codes render as w+ (the code in every layer), so every W / W+ render with deltas
+    shares one private copy of the generator (:func:`.inversion.deltas.shared_tuner`)."""
     if space == "z":
         return render(model.generator, codes.to(model.device), None, deltas)
-    r = renderer(model, space)
-    return render(r, codes.reshape(len(codes), -1).to(model.device), None, _prefixed(deltas))
+    codes = codes.to(model.device)
+    if space == "w":
+        codes = codes[:, None].expand(-1, spaces_of(model).num_ws, -1)
+    flat = codes.reshape(len(codes), -1)
+    return render(renderer(model, "w+"), flat, None, _prefixed(deltas))
 
 
 def edit_error(
@@ -131,8 +143,7 @@ def edit_error(
     r = renderer(model, space, whitened=True)
     u = r.whiten(torch.from_numpy(codes).to(model.device))
     moves = directions.float().to(u.device).repeat(1, u.shape[1] // directions.shape[1])
-    prefixed = _prefixed(deltas)
-    err = metric_edit_error(lambda c: render(r, c, None, prefixed), r, u, moves)
+    err = metric_edit_error(lambda c: render_tuned(model, r.codes(c), space, deltas), r, u, moves)
     return np.asarray(err.cpu().numpy(), dtype=np.float64)
 
 

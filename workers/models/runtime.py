@@ -14,10 +14,11 @@ import dataclasses
 import hashlib
 import importlib.util
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from pickle import UnpicklingError
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,6 +78,8 @@ class LoadedModel:
     max_batch: int  # images per generator pass
     info: GeneratorInfo = dataclasses.field(default=None)
     bytes_per_image: int = 0  # device memory per image in a batch (CUDA: measured)
+    # values derived once per loaded model (w statistics, code renderers), by their key
+    memo: dict[Hashable, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.info is None:

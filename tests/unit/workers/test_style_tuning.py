@@ -4,6 +4,7 @@ Small seeded StyleGAN2 (32 px, w_dim 32), photos from tests/data/faces."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,12 @@ import torch
 from PIL import Image
 
 from latentedit.workers.methods import inversion as inv
-from latentedit.workers.methods.inversion.deltas import apply_delta, render, tunable_parameters
+from latentedit.workers.methods.inversion.deltas import (
+    apply_delta,
+    render,
+    shared_tuner,
+    tunable_parameters,
+)
 from latentedit.workers.methods.inversion.optim import blocking
 from latentedit.workers.methods.preprocess import preprocess
 from latentedit.workers.methods.style_projection import project
@@ -118,3 +124,42 @@ def test_edit_error_of_w_plus_results_moves_every_layer_and_is_zero_without_a_de
     want = inv.edit_error(lambda c: render(r, c, None, [delta]), r, u, moves)
     np.testing.assert_allclose(errors[:1], want.numpy(), rtol=1e-4)
     assert np.all(edit_error(model, codes, "w+", [None, None], n) == 0)  # not even rendered
+
+
+def test_tuned_renders_share_one_private_copy_and_stay_exact_across_threads(
+    model: LoadedModel,
+) -> None:
+    """Renders with deltas reuse one private copy of the generator (no copy per call); each
+    call's deltas live in its own thread, so concurrent calls do not mix them."""
+    g = model.generator
+    params = dict(g.named_parameters())
+    gen = torch.Generator().manual_seed(3)
+
+    def delta() -> dict[str, torch.Tensor]:
+        return {
+            f"{n}.d": (torch.randn(params[n].shape, generator=gen) * params[n].std() * 0.3).half()
+            for n in tunable_parameters(g)
+        }
+
+    w = model.generator.mapping(torch.randn(8, 32, generator=gen))
+    deltas = [delta() for _ in range(8)]
+    want = []
+    for i in range(8):
+        with apply_delta(g, deltas[i]):
+            want.append(model.synthesize(w[i : i + 1], "w"))
+    first = render_tuned(model, w[:1], "w", deltas[:1])
+    tuner = shared_tuner(renderer(model, "w+"), tuple(sorted(f"g.{n}" for n in deltas[0])))
+    copy_id = id(tuner.module)
+    torch.testing.assert_close(first, want[0], atol=1e-5, rtol=0)
+    plus = w[:, None].expand(-1, model.info.num_ws, -1)
+    with ThreadPoolExecutor(4) as pool:  # w and w+ alike, 4 threads at once, 3 rounds
+        jobs = [
+            pool.submit(render_tuned, model, (w if s == "w" else plus)[i : i + 1], s, [deltas[i]])
+            for s in ("w", "w+", "w")
+            for i in range(8)
+        ]
+        got = [j.result() for j in jobs]
+    for k, x in enumerate(got):
+        torch.testing.assert_close(x, want[k % 8], atol=1e-5, rtol=0)
+    again = shared_tuner(renderer(model, "w+"), tuple(sorted(f"g.{n}" for n in deltas[0])))
+    assert id(again.module) == copy_id
