@@ -135,28 +135,32 @@ class ModulatedConv(nn.Module):
             x = x * demod[:, :, None, None].to(x.dtype)
         return x
 
-    def delta_output(self, x: Tensor, w: Tensor, output: Tensor, delta: Tensor) -> Tensor:
+    def delta_output(
+        self, x: Tensor, w: Tensor, output: Tensor, delta: Tensor | tuple[Tensor, Tensor]
+    ) -> Tensor:
         """How the output changes when row m's weight is ``weight + delta[m]`` (pivotal tuning).
 
         x (M, in, H, W), w (M, w_dim): this layer's inputs; output: ``forward(x, w)``;
-        delta (M, 1, out, in, k, k) in the units of ``weight``. Exact, demodulation
-        included (it is recomputed from the tuned weight). -> (M, out, H', W') float32.
+        delta: (M, 1, out, in, k, k) in the units of ``weight``, or its low-rank factors
+        (u (M, out, r), v (M, r, in * k * k)) with delta[m] = u[m] @ v[m]: then the extra
+        convolution has r output channels instead of ``out`` (rank 8 of 512: ~2 % of the
+        layer's cost instead of 100 %). Exact, demodulation included (it is recomputed from
+        the tuned weight). -> (M, out, H', W') float32.
         """
         m = x.shape[0]
         style = self.modulation(w).float()
         if self.demodulate:
             style = style / style.abs().amax(dim=1, keepdim=True).clamp_min(1e-8)
         weight = self.weight[0].float() * self.scale  # (out, in, k, k)
-        dw = delta.reshape(m, *weight.shape).float() * self.scale  # (M, out, in, k, k)
         xs = (x.float() * style[:, :, None, None]).reshape(1, -1, *x.shape[2:])
-        if self.upsample:
-            extra = F.conv_transpose2d(xs, dw.transpose(1, 2).flatten(0, 1), stride=2, groups=m)
-            extra = _depthwise(
-                F.pad(extra.view(m, -1, *extra.shape[2:]), (1, 1, 1, 1)), self.blur_kernel
-            )
+        if isinstance(delta, tuple):  # conv with v's r filters, then mix them with u
+            u, v = delta[0].float(), delta[1].float()
+            dw = (u @ v).reshape(m, *weight.shape) * self.scale
+            extra = self._grouped(xs, v.reshape(m, -1, *weight.shape[1:]) * self.scale)
+            extra = torch.einsum("mor,mrhw->mohw", u, extra)
         else:
-            extra = F.conv2d(xs, dw.flatten(0, 1), padding=self.padding, groups=m)
-            extra = extra.view(m, -1, *extra.shape[2:])
+            dw = delta.reshape(m, *weight.shape).float() * self.scale  # (M, out, in, k, k)
+            extra = self._grouped(xs, dw)
         if not self.demodulate:
             return extra
         s2 = style.pow(2)
@@ -166,6 +170,18 @@ class ModulatedConv(nn.Module):
         )
         raw = output.float() / old[:, :, None, None]  # conv(x s, weight) before demodulation
         return (raw + extra) * new[:, :, None, None] - output.float()
+
+    def _grouped(self, xs: Tensor, filters: Tensor) -> Tensor:
+        """Row m's input (rows stacked as groups: xs (1, M * in, H, W)) through its own
+        filters (M, c, in, k, k), upsampled and blurred as ``forward`` -> (M, c, H', W')."""
+        m = filters.shape[0]
+        if self.upsample:
+            out = F.conv_transpose2d(xs, filters.transpose(1, 2).flatten(0, 1), stride=2, groups=m)
+            return _depthwise(
+                F.pad(out.view(m, -1, *out.shape[2:]), (1, 1, 1, 1)), self.blur_kernel
+            )
+        out = F.conv2d(xs, filters.flatten(0, 1), padding=self.padding, groups=m)
+        return out.view(m, -1, *out.shape[2:])
 
 
 class NoiseInjection(nn.Module):

@@ -46,8 +46,16 @@ def photos() -> torch.Tensor:
     return from_uint8(np.stack(pixels), "cpu")
 
 
+def _lowrank(p: torch.Tensor, name: str, rank: int = 4) -> dict[str, torch.Tensor]:
+    """Random rank-``rank`` factors of a (1, out, in, k, k) weight's delta, ~0.3 of its std."""
+    out, rest = p.shape[1], p[0, 0].numel()
+    u = torch.randn(out, rank) * p.std() * 0.3 / rank**0.5
+    return {f"{name}.u": u.half(), f"{name}.v": torch.randn(rank, rest).half()}
+
+
+@pytest.mark.parametrize("kind", ["full", "lowrank"])
 def test_per_row_deltas_of_modulated_convs_render_as_the_tuned_weights_would(
-    model: LoadedModel,
+    model: LoadedModel, kind: str
 ) -> None:
     g = model.generator
     names = tunable_parameters(g)
@@ -58,6 +66,8 @@ def test_per_row_deltas_of_modulated_convs_render_as_the_tuned_weights_would(
     torch.manual_seed(0)
     deltas: list[dict[str, torch.Tensor] | None] = [
         {f"{n}.d": (torch.randn_like(params[n]) * params[n].std() * 0.3).half() for n in names}
+        if kind == "full"  # low-rank: the layer convolves with v's filters, then mixes by u
+        else {k: v for n in names for k, v in _lowrank(params[n], n).items()}
         for _ in range(3)
     ]
     deltas[1] = None

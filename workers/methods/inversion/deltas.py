@@ -81,7 +81,11 @@ class Tuner:
                 return output
             if isinstance(mod, DeltaTunable):
                 assert weight_name is not None
-                delta = _row_delta(self.factors, weight_name, mod.weight.shape)
+                delta: Tensor | tuple[Tensor, Tensor] | None = _lowrank_weight(
+                    self.factors, weight_name
+                )  # the layer can use the factors themselves (cheaper than u @ v)
+                if delta is None:
+                    delta = _row_delta(self.factors, weight_name, mod.weight.shape)
                 if delta is None:
                     return output
                 return output + mod.delta_output(*inputs, output, delta).to(output.dtype)

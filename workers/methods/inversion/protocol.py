@@ -51,7 +51,9 @@ class DeltaTunable(Protocol):
     """A layer whose ``weight`` pivotal tuning may change per image though it is not a plain
     conv / linear layer (StyleGAN2's modulated convolution): it says how its output moves.
 
-    delta_output(*inputs, output, delta (M, *weight.shape)) -> the change of the output.
+    delta_output(*inputs, output, delta) -> the change of the output; delta is per row,
+    (M, *weight.shape), or low-rank factors (u (M, a, r), v (M, r, rest)) over the weight
+    as (a, rest) (a leading singleton dimension dropped): delta[m] = u[m] @ v[m].
     """
 
     weight: nn.Parameter
