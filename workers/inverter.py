@@ -53,6 +53,28 @@ INVERT_METHODS = inv.INVERT_METHODS
 NEEDS_ENCODER = ("encoder", "hybrid")
 
 
+def edit_directions(model: LoadedModel, space: str = "z") -> torch.Tensor:
+    """The edit-error measure's edits, unit rows (K, d) in ``space`` (cached per model):
+    the top SeFa directions of the space SeFa factorises (a DCGAN's z, a style generator's
+    W for "w" / "w+"); a style generator's z, where SeFa has nothing to factorise, gets K
+    seeded random orthonormal directions."""
+    kind = "z" if space == "z" else "w"
+    key = ("edit_directions", kind)
+    if key not in model.memo:
+        if kind == "z" and model.info.w_dim:
+            gen = torch.Generator().manual_seed(0)
+            q, _ = torch.linalg.qr(
+                torch.randn(model.latent_dim, inv.EDIT_DIRECTIONS, generator=gen)
+            )
+            model.memo[key] = q.T.contiguous()
+        else:
+            weight = model.first_projection() if kind == "z" else model.sefa_weight()
+            vectors, _ = sefa(weight.numpy(), inv.EDIT_DIRECTIONS)
+            model.memo[key] = torch.from_numpy(vectors).float()
+    directions: torch.Tensor = model.memo[key]
+    return directions
+
+
 def require_encoder(method: str, model: LoadedModel, space: str, encoder: Encoder | None) -> None:
     """FailedPrecondition when ``method`` needs an encoder of ``space`` and there is none."""
     if method in NEEDS_ENCODER and encoder is None:
@@ -112,7 +134,6 @@ class Inverter:
         self.limits = limits
         self._encoders: dict[tuple[str, str], tuple[float, Encoder]] = {}  # (model, z|w) ->
         self._deltas: OrderedDict[str, dict[str, torch.Tensor]] = OrderedDict()
-        self._directions: dict[str, torch.Tensor] = {}
         self._sessions: dict[tuple[str, str], Session] = {}
         self.max_images = max_images
 
@@ -155,13 +176,6 @@ class Inverter:
         return out
 
     # ---- sessions (continuous batching) -------------------------------------------------------
-
-    def directions(self, model: LoadedModel) -> torch.Tensor:
-        """The model's top SeFa directions (K, d), the edit-error measure's edits (cached)."""
-        if model.name not in self._directions:
-            vectors, _ = sefa(model.first_projection().numpy(), inv.EDIT_DIRECTIONS)
-            self._directions[model.name] = torch.from_numpy(vectors).float()
-        return self._directions[model.name]
 
     def _member(self, model: LoadedModel, job: jobs_pb2.Job) -> _Member:
         req = job.invert
@@ -281,7 +295,7 @@ class Inverter:
             z0=z0,
             target_psnr=target,
             progress=progress,
-            directions=self.directions(model) if measure else None,
+            directions=edit_directions(model) if measure else None,
             max_edit_error=bound,
         )
 

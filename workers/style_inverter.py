@@ -34,6 +34,7 @@ from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.validate import Limits
 from latentedit.workers.inverter import (
+    edit_directions,
     render_extras,
     require_encoder,
     settler,
@@ -46,7 +47,6 @@ from latentedit.workers.methods.inversion.metrics import psnr_uint8
 from latentedit.workers.methods.inversion.optim import blocking
 from latentedit.workers.methods.inversion.session import Session
 from latentedit.workers.methods.preprocess import Crop, preprocess
-from latentedit.workers.methods.sefa import sefa
 from latentedit.workers.methods.style_encoding import ENCODER_METHODS, with_encoder
 from latentedit.workers.methods.style_projection import DEFAULT_STEPS, project_steps
 from latentedit.workers.methods.style_tuning import edit_error, tune_style_steps
@@ -85,18 +85,6 @@ def _targets(
         pixels.append(p)
         crops.append(crop)
     return np.stack(pixels), crops
-
-
-_DIRECTIONS: dict[tuple[str, str], torch.Tensor] = {}
-
-
-def _edit_directions(model: LoadedModel) -> torch.Tensor:
-    """The model's top SeFa directions in W (K, w_dim), the edit-error measure's edits."""
-    key = (model.name, model.version)
-    if key not in _DIRECTIONS:
-        vectors, _ = sefa(model.sefa_weight().numpy(), inv.EDIT_DIRECTIONS)
-        _DIRECTIONS[key] = torch.from_numpy(vectors).float()
-    return _DIRECTIONS[key]
 
 
 Publish = Callable[[jobs_pb2.Job, jobs_pb2.JobResult], Coroutine[Any, Any, None]]
@@ -212,7 +200,7 @@ async def run_style_inversions(
                 ids, sizes = await store_deltas(redis, model.name, deltas)
             errors = np.zeros(len(pixels))
             if any(j.invert.report_edit_error for j in members):
-                directions = _edit_directions(model)
+                directions = edit_directions(model, space)
                 errors = await asyncio.to_thread(
                     edit_error, model, out.codes, space, deltas, directions
                 )

@@ -7,15 +7,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from latentedit.codec import encode_image, from_tensor
 from latentedit.errors import InvalidArgument
 from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.validate import Limits
+from latentedit.workers.inverter import edit_directions
 from latentedit.workers.methods.inversion.session import Session
-from latentedit.workers.models.registry import parse_model_arg
-from latentedit.workers.models.runtime import load_model
+from latentedit.workers.methods.sefa import sefa
+from latentedit.workers.models.registry import ModelSpec, parse_model_arg
+from latentedit.workers.models.runtime import LoadedModel, load_model
+from latentedit.workers.models.stylegan2 import StyleGAN2Generator
 from latentedit.workers.models.stylegan2_ckpt import random_rosinality_state, write_rosinality
 from latentedit.workers.spaces import render_codes, seeded_codes
 from latentedit.workers.style_inverter import run_style_inversions
@@ -85,3 +89,23 @@ async def test_target_psnr_ends_a_w_projection_early_and_edit_error_is_reported(
     assert isinstance(res, jobs_pb2.JobResult), res
     assert res.invert.steps < 300 and res.invert.psnr[0] >= 30, res.invert
     assert list(res.invert.edit_error) == [0.0]  # a projection renders the base generator
+
+
+def test_edit_directions_fit_each_space_of_a_style_generator_whose_z_and_w_differ() -> None:
+    """SeFa factorises a style generator's W; its z (here 16-d, w 32-d) gets seeded random
+    orthonormal directions, so z-space edit errors never meet a w-sized direction."""
+    torch.manual_seed(0)
+    gen = StyleGAN2Generator(32, z_dim=16, n_mlp=2, w_dim=32, widths={4: 32, 8: 32, 16: 16, 32: 16})
+    for p in gen.parameters():
+        torch.nn.init.normal_(p)
+    spec = ModelSpec(name="zw", architecture="stylegan2", path="x", resolution=32)
+    model = LoadedModel(
+        spec, gen.eval().requires_grad_(False), "t", torch.device("cpu"), torch.float32, 8
+    )
+    z_dirs, w_dirs = edit_directions(model, "z"), edit_directions(model, "w+")
+    assert z_dirs.shape == (5, 16) and w_dirs.shape == (5, 32)
+    for d in (z_dirs, w_dirs):
+        torch.testing.assert_close(d @ d.T, torch.eye(5), atol=1e-5, rtol=0)
+    sefa_w, _ = sefa(model.sefa_weight().numpy(), 5)
+    np.testing.assert_allclose(w_dirs.numpy(), sefa_w, atol=1e-6)
+    assert edit_directions(model, "w") is w_dirs  # cached per model
