@@ -262,7 +262,10 @@ class Worker:
                 batch = await self._read(cap, IDLE_BLOCK_MS)
             if not batch:
                 return []
-            target = min(cap, round(self._typical))
+            # wait for more only when batches have held at least that many (floor, not round:
+            # with 1-2 callers, batches of 1 and 2 alternate and a rounded 1.5 made every other
+            # batch wait max_wait_ms for a job that was not coming)
+            target = min(cap, int(self._typical))
             deadline = time.monotonic() + self.settings.max_wait_ms / 1000
             while len(batch) < target and time.monotonic() < deadline and not self._stop.is_set():
                 await asyncio.sleep(POLL_S)
