@@ -87,6 +87,15 @@ def _targets(
     return np.stack(pixels), crops
 
 
+def _steps_function(method: str, encoder: Encoder | None) -> Callable[..., Any]:
+    """The step generator of a W / W+ method (encoder methods bound to ``encoder``)."""
+    if method in ENCODER_METHODS:
+        if encoder is None:
+            raise RuntimeError(f"{method!r} without an encoder (check() refuses it)")
+        return with_encoder(method, encoder)
+    return tune_style_steps if method == "tune" else project_steps
+
+
 Publish = Callable[[jobs_pb2.Job, jobs_pb2.JobResult], Coroutine[Any, Any, None]]
 
 
@@ -128,8 +137,8 @@ async def run_style_inversions(
     session: Callable[[str], Session] | None = None,
     encoder: Encoder | None = None,
 ) -> list[jobs_pb2.JobResult | LatentEditError]:
-    """Invert every job (all w or w+, already checked) as one batch per space, method and
-    step budget.
+    """Invert every job (all w or w+, already checked) as one batch per space, method, step
+    budget and target PSNR.
 
     Jobs that asked for progress (InvertStream) get InvertProgress events through ``publish``
     every 10 steps. With ``redis``, the cancel flags of the jobs are watched: a job whose
@@ -174,13 +183,7 @@ async def run_style_inversions(
 
             targets = from_uint8(pixels, model.device)
             args = (model, targets, space, steps, seed, progress, stop)
-            steps_fn: Any = (
-                with_encoder(method, encoder)
-                if method in ENCODER_METHODS and encoder is not None
-                else tune_style_steps
-                if method == "tune"
-                else project_steps
-            )
+            steps_fn = _steps_function(method, encoder)
             if session is None:
                 out = await asyncio.to_thread(blocking(steps_fn), *args)
             else:
