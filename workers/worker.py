@@ -10,7 +10,8 @@ one that keeps failing stops the worker, so its heartbeat lapses):
   more jobs only when recent batches show a load (``max_wait_ms`` at most, by
   polling: Redis's own blocking timeouts have a 1/``hz`` = 100 ms resolution).
   Encoding and publishing a batch overlap the next batch's render.
-- heavy: inversion, discovery and analysis, batched whatever queued up.
+- heavy: inversion, discovery and analysis, batched whatever queued up
+  (:mod:`latentedit.workers.heavy_lane`).
 - heartbeat: refreshes this worker's and its models' liveness keys and the
   catalogue; finding the catalogue gone (Redis restarted empty) re-creates
   the consumer groups.
@@ -43,6 +44,7 @@ from latentedit import keys
 from latentedit.aiotasks import stop_tasks
 from latentedit.v1 import jobs_pb2
 from latentedit.workers.direction_store import DirectionStore
+from latentedit.workers.heavy_lane import HeavyLane
 from latentedit.workers.jobs import HEAVY_KINDS, JobRunner
 from latentedit.workers.models.registry import get_spec
 from latentedit.workers.models.runtime import LoadedModel, load_model
@@ -116,11 +118,12 @@ class Worker:
         self._entries: dict[int, tuple[str, bytes]] = {}  # id(job) -> (stream, entry id)
         self._inflight: set[bytes] = set()  # entry ids in hand here
         self._recovered: list[Entry] = []  # claimed entries, run before new ones
-        self._heavy: asyncio.Queue[tuple[str, jobs_pb2.Job]] = asyncio.Queue()
-        self._heavy_slots = asyncio.Semaphore(settings.max_batch)
-        self._heavy_tasks: set[asyncio.Task[None]] = set()  # heavy batches running
-        self._heavy_error: BaseException | None = None  # of a failed heavy batch
-        self._heavy_failed = asyncio.Event()  # set with _heavy_error: the lane fails
+        self.heavy = HeavyLane(
+            partial(self.runner.run_batch, publish=self._finish),
+            self._release,
+            self._busy,
+            settings.max_batch,
+        )
         self._generator_free = asyncio.Semaphore(1)  # one light batch planning/rendering
         self._batches: set[asyncio.Task[None]] = set()
         self._outbox = Outbox(self.redis, self._inflight.difference_update)
@@ -313,7 +316,7 @@ class Worker:
         self._busy(+1)
         try:
             if heavy:
-                task = asyncio.create_task(self._to_heavy_lane(heavy))
+                task = asyncio.create_task(self.heavy.submit(heavy))
                 self._batches.add(task)
                 task.add_done_callback(self._batches.discard)
             with BATCH_SECONDS.time():
@@ -329,64 +332,6 @@ class Worker:
             rendered()
             self._release(jobs)
             self._busy(-1)
-
-    async def _to_heavy_lane(self, items: list[tuple[str, jobs_pb2.Job]]) -> None:
-        for item in items:
-            await self._heavy_slots.acquire()  # at most max_batch heavy jobs queued here
-            self._heavy.put_nowait(item)
-
-    async def _heavy_lane(self) -> None:
-        """Hand heavy jobs (inversion, discovery) on as they come, one task per model batch.
-
-        Inversions join their (model, method) session at the next step boundary
-        (continuous batching in the inverter), so the lane never waits for a long one. A batch
-        task that fails makes the lane fail (supervised: logged and restarted); its jobs stay
-        pending and are re-run.
-        """
-        while True:
-            if self._heavy_error is not None:
-                error, self._heavy_error = self._heavy_error, None
-                self._heavy_failed.clear()
-                raise RuntimeError("a heavy batch failed") from error
-            getter = asyncio.ensure_future(self._heavy.get())
-            failed = asyncio.ensure_future(self._heavy_failed.wait())
-            try:
-                await asyncio.wait({getter, failed}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                failed.cancel()
-                if not getter.done():
-                    getter.cancel()  # asyncio.Queue loses nothing to a cancelled get
-            if not getter.done() or getter.cancelled():
-                continue  # a batch failed: raised at the top of the loop
-            items = [getter.result()]
-            while not self._heavy.empty():
-                items.append(self._heavy.get_nowait())
-            by_model: dict[str, list[jobs_pb2.Job]] = {}
-            for model, job in items:
-                by_model.setdefault(model, []).append(job)
-            for model, jobs in by_model.items():
-                self._busy(+1)
-                task = asyncio.create_task(self._heavy_batch(model, jobs))
-                self._heavy_tasks.add(task)
-                task.add_done_callback(partial(self._heavy_done, jobs))
-
-    async def _heavy_batch(self, model: str, jobs: list[jobs_pb2.Job]) -> None:
-        try:
-            await self.runner.run_batch(model, jobs, self._finish)
-        except (RedisError, OSError) as exc:
-            log.warning("heavy batch of %d job(s) failed (%s); re-run later", len(jobs), exc)
-
-    def _heavy_done(self, jobs: list[jobs_pb2.Job], task: asyncio.Task[None]) -> None:
-        """Book-keeping of a finished heavy batch, whatever happened to it."""
-        self._heavy_tasks.discard(task)
-        self._release(jobs)  # jobs without a final result stay pending, to be re-run
-        self._busy(-1)
-        for _ in jobs:
-            self._heavy.task_done()
-            self._heavy_slots.release()
-        if not task.cancelled() and task.exception() is not None:
-            self._heavy_error = task.exception()
-            self._heavy_failed.set()
 
     def _busy(self, delta: int) -> None:
         now = time.monotonic()
@@ -434,7 +379,7 @@ class Worker:
             "heartbeat": self._heartbeat,
             "janitor": self._janitor,
             "intake": self._intake,
-            "heavy": self._heavy_lane,
+            "heavy": self.heavy.run,
         }
         tasks = {n: asyncio.create_task(self._supervise(n, f)) for n, f in lanes.items()}
         self.training.start()  # training jobs: their own stream and thread (training_jobs.py)
@@ -444,7 +389,7 @@ class Worker:
             await tasks["intake"]  # stops reading after its current read
             while self._batches:
                 await asyncio.wait(set(self._batches))
-            await self._heavy.join()  # drain: heavy jobs in hand finish before exit
+            await self.heavy.join()  # drain: heavy jobs in hand finish before exit
             await self._outbox.drain()
         finally:
             await self.training.close()  # checkpoint + requeue before the heartbeat goes

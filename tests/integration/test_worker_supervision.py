@@ -69,7 +69,7 @@ def test_failed_lanes_restart_and_their_jobs_run(
     stack = make_stack(workers=0)
     worker = Worker(WorkerSettings(redis_url=stack.redis_url, models=[MODEL]), {MODEL: dcgan})
     worker._next_batch = failing_once(worker._next_batch)  # type: ignore[method-assign]
-    worker._heavy_batch = failing_once(worker._heavy_batch)  # type: ignore[method-assign]
+    worker.heavy._batch = failing_once(worker.heavy._batch)  # type: ignore[method-assign]
     intake0, heavy0 = restarts("intake"), restarts("heavy")
     with running(worker), Client(stack.target, timeout=60, retries=5) as c:
         out = c.generate(MODEL, seeds=[3])
