@@ -30,7 +30,7 @@ def _setup_logging(level: str) -> None:
 
 
 def _gateway(args: argparse.Namespace) -> None:
-    from latentedit.server.gateway import serve
+    from latentedit.server.serving import serve
     from latentedit.server.settings import GatewaySettings
 
     asyncio.run(

@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import importlib.util
-import io
 import logging
 import os
 import threading
@@ -29,10 +26,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -44,50 +39,20 @@ from latentedit.jobstate import TERMINAL, JobStore
 from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.workers.direction_store import ACTING, DirectionStore
-from latentedit.workers.learned.protocol import DirectionSet, Trainer
+from latentedit.workers.learned.protocol import Trainer
 from latentedit.workers.models.runtime import LoadedModel
+from latentedit.workers.trainers import (
+    TRAINERS,
+    ckpt_bytes,
+    ckpt_load,
+    load_plugin,
+    run_chunk,
+    store_result,
+)
 
 log = logging.getLogger(__name__)
 
-TrainerFactory = Callable[[LoadedModel, str, dict[str, str], int], Trainer]
 MAX_DELIVERIES = 5  # a job whose worker died this many times fails instead
-
-
-def _learned_factory(model: LoadedModel, method: str, params: dict[str, str], seed: int) -> Trainer:
-    from latentedit.workers.learned import make_trainer
-
-    return make_trainer(model, method, params, seed)
-
-
-def _default_trainers() -> dict[str, TrainerFactory]:
-    from latentedit.workers.learned.protocol import METHODS
-
-    return dict.fromkeys(METHODS, _learned_factory)
-
-
-TRAINERS: dict[str, TrainerFactory] = _default_trainers()
-
-
-def register_trainer(method: str, factory: TrainerFactory) -> None:
-    """Make ``method`` a training method of DiscoverDirections (plugins call this)."""
-    TRAINERS[method] = factory
-
-
-def training_methods() -> list[str]:
-    return sorted(TRAINERS)
-
-
-def load_plugin(spec: str) -> None:
-    """Import a trainer plugin: a module name or a ``.py`` path; it calls register_trainer."""
-    if spec.endswith(".py"):
-        path = Path(spec)
-        module_spec = importlib.util.spec_from_file_location(f"latentedit_plugin_{path.stem}", path)
-        if module_spec is None or module_spec.loader is None:
-            raise ValueError(f"cannot load trainer plugin {spec!r}")
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-    else:
-        importlib.import_module(spec)
 
 
 @dataclass
@@ -99,73 +64,6 @@ class TrainingSettings:
     pause_s: float = 0.0  # sleep after each step, to leave the CPU to interactive traffic
     nice: int = 10  # niceness of the training thread(s) (0: as the worker); Linux: per thread
     plugins: list[str] = field(default_factory=list)  # modules / .py files registering trainers
-
-
-def _ckpt_bytes(trainer: Trainer) -> bytes:
-    buf = io.BytesIO()
-    torch.save(trainer.state_dict(), buf)
-    return buf.getvalue()
-
-
-def _ckpt_load(trainer: Trainer, blob: bytes) -> None:
-    trainer.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True, map_location="cpu"))
-
-
-_NOT_METRICS = frozenset({"step", "total_steps"})  # JobStatus has them already
-
-
-def _run_chunk(
-    trainer: Trainer, seconds: float, pause_s: float
-) -> tuple[int, dict[str, float], float]:
-    """Train for about ``seconds`` (at least one step): (steps, mean metrics, wall seconds)."""
-    start = time.perf_counter()
-    sums: dict[str, float] = {}
-    first, calls = trainer.step, 0
-    while trainer.step < trainer.total_steps:
-        metrics = trainer.train_step()  # may prepare (no step) before the first step
-        calls += 1
-        for k, v in metrics.items():
-            if k not in _NOT_METRICS:
-                sums[k] = sums.get(k, 0.0) + float(v)
-        time.sleep(pause_s)  # sleep(0) still lets the event loop thread take the GIL
-        if time.perf_counter() - start >= seconds:
-            break
-    means = {k: v / max(calls, 1) for k, v in sums.items()}
-    return trainer.step - first, means, time.perf_counter() - start
-
-
-async def store_result(
-    store: DirectionStore,
-    model: LoadedModel,
-    status: pb.JobStatus,
-    result: DirectionSet,
-) -> list[str]:
-    """Store the trained set; returns the direction ids ("<model>/<name>") usable in Edit.
-
-    Sets of the learned methods go through :func:`latentedit.workers.learned.store_direction_set`
-    (the set stored and versioned as a whole; Edit follows its paths). A plugin trainer's
-    set is stored as plain directions, each its unit tangent at the origin (exact for
-    linear sets).
-    """
-    from latentedit.workers import learned
-
-    if result.method in learned.METHODS:
-        return list(await learned.store_direction_set(store, model, status, result))
-    ids = []
-    origin = torch.zeros(1, result.latent_dim)
-    for k in range(result.num_directions):
-        vector = result.tangent(origin, k)[0].detach().double().cpu().numpy()
-        name = f"{status.name_prefix}_{k:02d}"
-        await store.put(
-            model.name,
-            name,
-            np.asarray(vector),
-            status.method,
-            model.version,
-            params={**status.params, "job_id": status.job_id},
-        )
-        ids.append(f"{model.name}/{name}")
-    return ids
 
 
 class Lost(Exception):
@@ -377,7 +275,7 @@ class TrainingLane:
             trainer = await self._in_thread(factory, model, req.method, params, req.seed)
             blob = await self.jobs.load_checkpoint(job.id)
             if blob is not None:
-                await self._in_thread(_ckpt_load, trainer, blob)
+                await self._in_thread(ckpt_load, trainer, blob)
                 status.step = status.resumed_from_step = trainer.step
                 log.info("job %s resumes from step %d", job.id, trainer.step)
             return await self._train(model, status, rev, trainer)
@@ -417,7 +315,7 @@ class TrainingLane:
                 await self._checkpoint(status, trainer)
                 last_ckpt = time.monotonic()
             steps, metrics, seconds = await self._in_thread(
-                _run_chunk, trainer, s.chunk_s, s.pause_s
+                run_chunk, trainer, s.chunk_s, s.pause_s
             )
             now_rate = steps / max(seconds, 1e-9)
             rate = now_rate if rate == 0 else 0.7 * rate + 0.3 * now_rate
@@ -443,7 +341,7 @@ class TrainingLane:
         return rev
 
     async def _checkpoint(self, status: pb.JobStatus, trainer: Trainer) -> None:
-        blob = await self._in_thread(_ckpt_bytes, trainer)
+        blob = await self._in_thread(ckpt_bytes, trainer)
         if not await self.jobs.save_checkpoint(status.job_id, self.id, blob):
             raise Lost(status.job_id)
         status.checkpoint_unix_ms = int(time.time() * 1000)

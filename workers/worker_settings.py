@@ -12,7 +12,8 @@ from latentedit.validate import Limits
 from latentedit.workers.jobs import DISCOVER_METHODS, INVERT_METHODS
 from latentedit.workers.models.registry import ModelSpec, build_registry, get_spec
 from latentedit.workers.models.runtime import LoadedModel
-from latentedit.workers.training_jobs import TrainingSettings, training_methods
+from latentedit.workers.trainers import training_methods
+from latentedit.workers.training_jobs import TrainingSettings
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pytest
 
 @pytest.mark.parametrize(
     "modules",
-    ["latentedit.client, latentedit.server.gateway", "latentedit.deploy.stack, latentedit.codec"],
+    ["latentedit.client, latentedit.server.serving", "latentedit.deploy.stack, latentedit.codec"],
 )
 def test_no_torch_import(modules: str) -> None:
     code = f"import {modules}, sys; assert 'torch' not in sys.modules, 'torch was imported'"

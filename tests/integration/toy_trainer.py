@@ -19,7 +19,7 @@ import torch
 
 from latentedit.errors import InvalidArgument
 from latentedit.workers.models.runtime import LoadedModel
-from latentedit.workers.training_jobs import register_trainer
+from latentedit.workers.trainers import register_trainer
 
 
 def truth(dim: int, k: int, seed: int) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """The interface between the learned-direction trainers and the job runner.
 
-``workers/training_jobs.py`` (the ``jobs`` helper) drives a :class:`Trainer` made by
+``workers/training_jobs.py`` (with ``workers/trainers.py``) drives a :class:`Trainer` made by
 ``make_trainer(model, method, params, seed)`` (see :mod:`latentedit.workers.learned`):
 it calls :meth:`Trainer.train_step` ``total_steps - step`` times, streams each returned
 dict as progress, checkpoints :meth:`Trainer.state_dict` with ``torch.save`` (loadable with

@@ -20,15 +20,8 @@ from latentedit.jobstate import TERMINAL, JobStore, check_job_id
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.workers.direction_store import DirectionStore
 from latentedit.workers.learned.protocol import METHODS
-from latentedit.workers.training_jobs import (
-    TRAINERS,
-    TrainingLane,
-    TrainingSettings,
-    _ckpt_bytes,
-    _ckpt_load,
-    _run_chunk,
-    load_plugin,
-)
+from latentedit.workers.trainers import TRAINERS, ckpt_bytes, ckpt_load, load_plugin, run_chunk
+from latentedit.workers.training_jobs import TrainingLane, TrainingSettings
 
 PARAMS = {"steps": "6", "batch": "4", "num_directions": "3", "init": "random"}
 
@@ -39,14 +32,14 @@ def test_resumed_trainer_continues_exactly(shapes, method: str) -> None:  # type
     straight = make(shapes, method, PARAMS, 3)
     for _ in range(3):
         straight.train_step()
-    blob = _ckpt_bytes(straight)  # a checkpoint at step 3 ...
-    _run_chunk(straight, 1e9, 0.0)
+    blob = ckpt_bytes(straight)  # a checkpoint at step 3 ...
+    run_chunk(straight, 1e9, 0.0)
     assert straight.step == straight.total_steps == 6
 
     resumed = make(shapes, method, PARAMS, 3)
-    _ckpt_load(resumed, blob)  # ... loaded with weights_only=True into a fresh trainer
+    ckpt_load(resumed, blob)  # ... loaded with weights_only=True into a fresh trainer
     assert resumed.step == 3
-    steps, metrics, _ = _run_chunk(resumed, 1e9, 0.0)
+    steps, metrics, _ = run_chunk(resumed, 1e9, 0.0)
     assert steps == 3 and "loss" in metrics and "step" not in metrics
 
     z = torch.randn(5, shapes.latent_dim, generator=torch.Generator().manual_seed(0))
