@@ -101,6 +101,7 @@ def _worker(args: argparse.Namespace) -> None:
         max_render_batch=args.max_render_batch,
         metrics_port=args.metrics_port,
         torch_threads=args.torch_threads,
+        render_threads=args.render_threads,
     )
     settings.training = TrainingSettings(
         slots=args.training_slots,
@@ -289,6 +290,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-render-batch", type=int, default=64, help="images per generator pass")
     p.add_argument("--metrics-port", type=int, default=0)
     p.add_argument("--torch-threads", type=int, default=0, help="0: one per core")
+    p.add_argument(
+        "--render-threads",
+        type=int,
+        default=0,
+        help="intra-op threads of Generate / Edit renders (0: --torch-threads; inversion keeps "
+        "those); 1 spends less CPU per image where the worker shares its cores with the gateway",
+    )
     p.add_argument(
         "--scorer",
         action="append",

@@ -35,6 +35,7 @@ from latentedit.workers.scorers import Scorer, scorers_for
 from latentedit.workers.spaces import render_codes, spaces_of
 from latentedit.workers.style_inverter import check as check_style_invert
 from latentedit.workers.style_inverter import run_style_inversions
+from latentedit.workers.torch_threads import with_threads
 
 __all__ = ["DISCOVER_METHODS", "HEAVY_KINDS", "INVERT_METHODS", "JobRunner", "error_result"]
 
@@ -104,11 +105,15 @@ class JobRunner:
         limits: Limits,
         extra_scorers: dict[str, dict[str, Scorer]] | None = None,
         render_pool: Executor | None = None,
+        render_threads: int = 0,
     ):
         """``render_pool``: where the hot path renders and encodes and inversion sessions
         run their rounds (None: asyncio's default executor and session threads); a worker
-        gives it its one compute thread (:mod:`.torch_threads`)."""
+        gives it its one compute thread (:mod:`.torch_threads`). ``render_threads``: the
+        intra-op threads of the hot path's renders there (0: the thread's own count, which
+        inversion rounds keep)."""
         self.render_pool = render_pool
+        self.render_threads = render_threads
         self.models = models
         self.store = store
         self.limits = limits
@@ -246,8 +251,10 @@ class JobRunner:
         return await self._hop(_finish_all, plans, chunks)
 
     async def _hop(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in the render thread."""
-        return await asyncio.get_running_loop().run_in_executor(self.render_pool, fn, *args)
+        """``fn(*args)`` in the render thread, with the hot path's intra-op threads."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.render_pool, with_threads, self.render_threads, fn, *args
+        )
 
     # ---- inversion -----------------------------------------------------------------------
 

@@ -15,9 +15,13 @@ thread that touches torch (the event loop, discovery and analysis in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 def serial_by_default() -> None:
@@ -31,6 +35,20 @@ def compute_executor(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(
         1, thread_name_prefix="compute", initializer=torch.set_num_threads, initargs=(threads,)
     )
+
+
+def with_threads(threads: int, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` with ``threads`` intra-op threads in this thread, then its count back
+    (0: leave it). Switching costs nothing measurable: libgomp keeps the team and a region
+    of one thread runs inline (64-px renders of 20 images alternating 1 / 2: 84.7 vs 82.8 ms)."""
+    before = torch.get_num_threads()
+    if threads <= 0 or threads == before:
+        return fn(*args)
+    torch.set_num_threads(threads)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(before)
 
 
 def heavy_executor(workers: int = 4) -> ThreadPoolExecutor:

@@ -100,7 +100,12 @@ class Worker:
             for model, files in settings.scorer_files.items()
         }
         self.runner = JobRunner(
-            self.models, DirectionStore(self.redis), settings.limits, extra, self.compute
+            self.models,
+            DirectionStore(self.redis),
+            settings.limits,
+            extra,
+            self.compute,
+            settings.render_threads,
         )
         self.streams = {keys.job_stream(name): name for name in self.models}
         self.recovery = Recovery(self.redis, self.id, list(self.streams), MAX_DELIVERIES)

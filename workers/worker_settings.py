@@ -30,6 +30,7 @@ class WorkerSettings:
     worker_id: str = ""
     metrics_port: int = 0  # 0: no /metrics endpoint
     torch_threads: int = 0  # generator intra-op threads; 0: torch's default (one per core)
+    render_threads: int = 0  # of the hot path's renders (Generate, Edit ...); 0: torch_threads
     scorer_files: dict[str, dict[str, str]] = field(default_factory=dict)  # model -> name -> .pt
     limits: Limits = field(default_factory=Limits)
     training: TrainingSettings = field(default_factory=TrainingSettings)  # jobs: training lane
@@ -41,6 +42,8 @@ class WorkerSettings:
             self.models = sorted(self.registry)
         for name in self.models:
             get_spec(name, self.registry)  # NotFound lists the registered models
+        if self.torch_threads < 0 or self.render_threads < 0:
+            raise ValueError("torch_threads and render_threads must be >= 0")
         if self.max_batch < 1 or self.max_wait_ms < 0 or self.max_render_batch < 1:
             raise ValueError("max_batch and max_render_batch must be >= 1, max_wait_ms >= 0")
 

@@ -22,10 +22,39 @@ with compute_executor(2) as compute, heavy_executor(2) as heavy:
 print(json.dumps(seen))
 """
 
+HOT_PATH = """
+import asyncio, json, torch
+from redis.asyncio import Redis
+from latentedit.validate import Limits
+from latentedit.workers.direction_store import DirectionStore
+from latentedit.workers.jobs import JobRunner
+from latentedit.workers.torch_threads import compute_executor, serial_by_default, with_threads
+serial_by_default()
+seen = {}
+with compute_executor(2) as compute:
+    run = lambda *a: compute.submit(*a).result()
+    seen["with_1"] = run(with_threads, 1, torch.get_num_threads)
+    seen["after"] = run(torch.get_num_threads)
+    seen["with_0"] = run(with_threads, 0, torch.get_num_threads)
+    runner = JobRunner({}, DirectionStore(Redis()), Limits(), None, compute, render_threads=1)
+    seen["hop"] = asyncio.run(runner._hop(torch.get_num_threads))
+    seen["inversion round"] = run(torch.get_num_threads)  # sessions submit to the pool directly
+print(json.dumps(seen))
+"""
+
+
+def child(script: str) -> dict[str, int]:
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    seen: dict[str, int] = json.loads(out.stdout.strip().splitlines()[-1])
+    return seen
+
 
 def test_only_the_compute_thread_runs_torch_in_parallel() -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD], capture_output=True, text=True, check=True, timeout=120
-    )
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
-    assert seen == {"loop": 1, "new": 1, "compute": 2, "heavy": 1}
+    assert child(CHILD) == {"loop": 1, "new": 1, "compute": 2, "heavy": 1}
+
+
+def test_hot_path_renders_use_render_threads_and_inversion_rounds_keep_the_team() -> None:
+    seen = child(HOT_PATH)
+    assert seen == {"with_1": 1, "after": 2, "with_0": 2, "hop": 1, "inversion round": 2}
