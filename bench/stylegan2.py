@@ -5,7 +5,7 @@
         [--dtype float32]
 
 1. Writes a seeded random StyleGAN2 (z/w 512, 8 mapping layers, rosinality's layout) with
-   ``stylegan2_ckpt.write_bench_checkpoint``; the worker serves it as
+   ``stylegan2_write.write_bench_checkpoint``; the worker serves it as
    ``--model stylegan2-R=stylegan2:PATH``.
 2. In-process sweep: ``LoadedModel.render`` of ``--images`` latents at each render batch
    size (one warm-up batch, one timed pass each); the fastest is "best batch".
@@ -115,7 +115,7 @@ def main() -> None:
 
     from latentedit.workers.models.registry import parse_model_arg
     from latentedit.workers.models.runtime import load_model
-    from latentedit.workers.models.stylegan2_ckpt import write_bench_checkpoint
+    from latentedit.workers.models.stylegan2_write import write_bench_checkpoint
 
     name = f"stylegan2-{args.resolution}"
     with tempfile.TemporaryDirectory(prefix="bench-sg2-") as tmp:

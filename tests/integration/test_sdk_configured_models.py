@@ -21,7 +21,7 @@ from latentedit.workers.latent_math import seeded_latents
 from latentedit.workers.models.dcgan import random_dcgan_state
 from latentedit.workers.models.registry import build_registry
 from latentedit.workers.models.runtime import load_model
-from latentedit.workers.models.stylegan2_ckpt import (
+from latentedit.workers.models.stylegan2_write import (
     random_rosinality_state,
     write_nvidia_pickle,
     write_rosinality,

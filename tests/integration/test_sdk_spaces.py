@@ -28,10 +28,7 @@ NUM_WS, W_DIM, Z_DIM = 8, 32, 32
 
 def write_checkpoint(path: Path) -> Path:
     pytest.importorskip("torch")
-    from latentedit.workers.models.stylegan2_ckpt import (
-        random_rosinality_state,
-        write_rosinality,
-    )
+    from latentedit.workers.models.stylegan2_write import random_rosinality_state, write_rosinality
 
     state, w_avg = random_rosinality_state(32, Z_DIM, 2, widths=WIDTHS, seed=7)
     return write_rosinality(path, state, w_avg)

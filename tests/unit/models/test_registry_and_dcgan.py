@@ -24,7 +24,7 @@ from latentedit.workers.models.registry import (
     parse_model_arg,
 )
 from latentedit.workers.models.runtime import ModelLoadError, load_model
-from latentedit.workers.models.stylegan2_ckpt import random_rosinality_state, write_rosinality
+from latentedit.workers.models.stylegan2_write import random_rosinality_state, write_rosinality
 
 
 def _renamed(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -21,8 +21,10 @@ from latentedit.workers.models.stylegan2_ckpt import (
     from_rosinality,
     load_stylegan2,
     nvidia_from_rosinality,
-    random_rosinality_state,
     rosinality_from_nvidia,
+)
+from latentedit.workers.models.stylegan2_write import (
+    random_rosinality_state,
     write_nvidia_pickle,
     write_rosinality,
 )

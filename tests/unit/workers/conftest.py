@@ -17,7 +17,8 @@ from redis.asyncio import Redis
 
 from latentedit.workers.models.registry import ModelSpec, get_spec
 from latentedit.workers.models.runtime import LoadedModel, load_model
-from latentedit.workers.models.stylegan2_ckpt import from_rosinality, random_rosinality_state
+from latentedit.workers.models.stylegan2_ckpt import from_rosinality
+from latentedit.workers.models.stylegan2_write import random_rosinality_state
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ from latentedit.workers.direction_store import DirectionStore
 from latentedit.workers.jobs import JobRunner
 from latentedit.workers.models.registry import ModelSpec
 from latentedit.workers.models.runtime import LoadedModel
-from latentedit.workers.models.stylegan2_ckpt import from_rosinality, random_rosinality_state
+from latentedit.workers.models.stylegan2_ckpt import from_rosinality
+from latentedit.workers.models.stylegan2_write import random_rosinality_state
 
 NAME = "sg"
 WIDTHS = {4: 32, 8: 32, 16: 16, 32: 16}

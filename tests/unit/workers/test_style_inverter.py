@@ -20,7 +20,7 @@ from latentedit.workers.methods.sefa import sefa
 from latentedit.workers.models.registry import ModelSpec, parse_model_arg
 from latentedit.workers.models.runtime import LoadedModel, load_model
 from latentedit.workers.models.stylegan2 import StyleGAN2Generator
-from latentedit.workers.models.stylegan2_ckpt import random_rosinality_state, write_rosinality
+from latentedit.workers.models.stylegan2_write import random_rosinality_state, write_rosinality
 from latentedit.workers.spaces import render_codes, seeded_codes
 from latentedit.workers.style_inverter import run_style_inversions
 
