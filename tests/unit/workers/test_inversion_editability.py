@@ -83,7 +83,11 @@ def test_locality_term_keeps_tuned_photos_editable(gen: DCGANGenerator) -> None:
 def test_auto_keeps_the_edit_error_under_its_bound(gen: DCGANGenerator) -> None:
     x = toy_generator(9)(torch.randn(2, D, generator=torch.Generator().manual_seed(3)))
     z0 = torch.randn(2, 2, D, generator=torch.Generator().manual_seed(0))
-    cfg = inv.InvertConfig(steps=40, tune=inv.TuneConfig(locality_weight=0.0, skip_first=0))
+    cfg = inv.InvertConfig(
+        steps=40,
+        tune=inv.TuneConfig(locality_weight=0.0, skip_first=0),
+        extended_gap_db=math.inf,  # every stage, so each candidate is there to choose from
+    )
     free = inv.invert("auto", gen, x, cfg, z0=z0, directions=directions(), max_edit_error=math.inf)
     assert free.methods == ["tune", "tune"] and free.edit_error is not None
     strict = inv.invert("auto", gen, x, cfg, z0=z0, directions=directions(), max_edit_error=0.0)
@@ -98,7 +102,7 @@ def test_auto_tunes_again_with_a_stronger_locality_term_when_the_bound_breaks(
     x = toy_generator(9)(torch.randn(2, D, generator=torch.Generator().manual_seed(3)))
     z0 = torch.randn(2, 2, D, generator=torch.Generator().manual_seed(0))
     weak = inv.TuneConfig(locality_weight=0.2, skip_first=0, lr=3e-2)
-    cfg = inv.InvertConfig(steps=60, tune=weak, retune_locality=50.0)
+    cfg = inv.InvertConfig(steps=60, tune=weak, retune_locality=50.0, extended_gap_db=math.inf)
     n = directions()
     probe = inv.invert("auto", gen, x, replace(cfg, retune_locality=1.0), z0=z0)
     # what 60 steps reach, with a budget of 120: tuning stops early, steps are left to retry

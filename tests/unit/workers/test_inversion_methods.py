@@ -11,6 +11,7 @@ import itertools
 import logging
 import math
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -331,7 +332,10 @@ def test_tuning_store_round_trip_and_rejects_junk() -> None:
 def test_auto_escalates_until_the_target(gen: DCGANGenerator, encoder: Encoder) -> None:
     _, x = samples(toy_generator(9), 2, seed=3)  # out of range: needs the later methods
     cfg = inv.InvertConfig(
-        steps=60, tune=inv.TuneConfig(rank=2, lr=1e-2), hybrid=inv.HybridConfig(lr=0.1)
+        steps=60,
+        tune=inv.TuneConfig(rank=2, lr=1e-2),
+        hybrid=inv.HybridConfig(lr=0.1),
+        extended_gap_db=math.inf,  # every image takes every stage
     )
     res = inv.invert("auto", gen, x, cfg, encoder=encoder, target_psnr=math.inf)
     assert [[t[0] for t in trail] for trail in res.trail] == [
@@ -354,6 +358,26 @@ def test_auto_escalates_until_the_target(gen: DCGANGenerator, encoder: Encoder) 
     easy = inv.invert("auto", gen, x, cfg, encoder=encoder, target_psnr=0.0)
     assert easy.methods == ["encoder", "encoder"] and easy.steps.tolist() == [0, 0]
     assert easy.deltas is None and easy.residuals is None
+
+
+def test_auto_runs_extended_only_for_images_near_their_target(
+    gen: DCGANGenerator, encoder: Encoder
+) -> None:
+    _, x = samples(toy_generator(9), 1, seed=3)
+    x = x.repeat(2, 1, 1, 1)
+    cfg = inv.InvertConfig(steps=40, tune=inv.TuneConfig(rank=2), extended_gap_db=math.inf)
+    full = inv.invert("auto", gen, x, cfg, encoder=encoder, target_psnr=math.inf)
+    after_latent = [t[1][1] for t in full.trail]  # (method, PSNR, steps) of the hybrid stage
+    assert [t[1][0] for t in full.trail] == ["hybrid", "hybrid"]
+    # the same image: 1 dB to go (within the gap) and 30 dB to go (past it)
+    targets = torch.tensor([after_latent[0] + 1.0, after_latent[1] + 30.0])
+    res = inv.invert(
+        "auto", gen, x, replace(cfg, extended_gap_db=6.0), encoder=encoder, target_psnr=targets
+    )
+    stages = [[t[0] for t in trail] for trail in res.trail]
+    assert stages[0][:3] == ["encoder", "hybrid", "extended"], stages
+    assert stages[1] == ["encoder", "hybrid", "tune"], stages
+    assert [t[1][1] for t in res.trail] == after_latent  # same latent stage either way
 
 
 def test_invert_reports_metrics_for_every_method(gen: DCGANGenerator, encoder: Encoder) -> None:
@@ -417,8 +441,12 @@ def test_a_progress_mask_stops_only_the_marked_images(
         return np.array([True, step < 20, True])  # image 1's client cancels at step 20
 
     cfg = inv.InvertConfig(
-        steps=60, progress_every=5, tune=inv.TuneConfig(rank=1), shares=(0.25, 0.2)
-    )  # image 1 stops (step 20) before tuning starts (step 27)
+        steps=60,
+        progress_every=5,
+        tune=inv.TuneConfig(rank=1),
+        shares=(0.25, 0.2),
+        extended_gap_db=math.inf,
+    )  # image 1 stops (step 20) in the extended stage, before tuning starts (step 27)
     res = inv.invert("auto", gen, x, cfg, encoder=encoder, progress=progress)
     stop = min(step for step, _ in seen if step >= 20)
     assert not res.cancelled
