@@ -25,9 +25,11 @@ from scipy.ndimage import gaussian_filter
 from latentedit.workers.methods import inversion as inv
 from latentedit.workers.methods import tuning_store
 from latentedit.workers.methods.encoder import Encoder, train_encoder
+from latentedit.workers.methods.inversion.deltas import Tuner, init_factors
+from latentedit.workers.methods.inversion.tuning import tuned_layers
 from latentedit.workers.methods.preprocess import preprocess
 from latentedit.workers.models.dcgan import DCGANGenerator
-from latentedit.workers.models.runtime import from_uint8
+from latentedit.workers.models.runtime import LoadedModel, from_uint8
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +306,31 @@ def test_apply_delta_restores_on_error(gen: DCGANGenerator) -> None:
     with pytest.raises(KeyError), inv.apply_delta(gen, {"nope.weight.d": torch.ones(1)}):
         pass
     assert all(torch.equal(before[k], v) for k, v in gen.state_dict().items())
+
+
+@pytest.mark.parametrize("rank", [0, 4])
+@pytest.mark.parametrize("which", ["dcgan", "stylegan2"])
+def test_codes_in_blocks_of_the_factor_rows_render_as_repeated_factors(
+    gen: DCGANGenerator, small_stylegan2: LoadedModel, which: str, rank: int
+) -> None:
+    """The locality term renders pivot and nearby codes as two blocks sharing one delta per
+    image: exactly what the factors repeated per block give (conv / BatchNorm layers and
+    StyleGAN2's modulated convs); a batch that is not whole blocks is refused."""
+    g = gen if which == "dcgan" else small_stylegan2.generator
+    assert isinstance(g, torch.nn.Module)
+    tuner = Tuner(g, tuned_layers(g, inv.TuneConfig(skip_first=0)))
+    factors, _ = init_factors(tuner, 3, rank, torch.device("cpu"))
+    torch.manual_seed(0)
+    factors = {k: torch.randn_like(v) * 0.05 for k, v in factors.items()}
+    z = torch.randn(6, D if which == "dcgan" else 32)
+    with torch.no_grad():
+        blocks = tuner(z, None, factors)
+        repeated = tuner(z, None, {k: torch.cat([v, v]) for k, v in factors.items()})
+        plain = inv.generate(g, z)
+    torch.testing.assert_close(blocks, repeated, atol=1e-6, rtol=0)
+    assert (blocks - plain).abs().amax() > 0.01  # the deltas do change the pictures
+    with pytest.raises(ValueError, match="5 codes for factors of"):
+        tuner(z[:5], None, factors)
 
 
 def test_tuning_store_round_trip_and_rejects_junk() -> None:

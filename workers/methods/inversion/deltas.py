@@ -4,6 +4,9 @@ A delta is a dict of tensors keyed ``<param>.u`` / ``<param>.v`` (low-rank facto
 u @ v reshaped like the parameter) or ``<param>.d`` (a full delta). :class:`Tuner` runs a
 private copy of the generator in which every row of a batch gets its own delta (grouped
 convolutions), so B images tune together and the shared generator is never modified.
+Codes may come in k blocks of the factors' M rows (row j uses the delta of row j mod M):
+the codes near the pivot that the locality term renders share the pivot's delta, and
+the grouped convolutions then run a batch of k instead of k copies of every delta.
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ class Tuner:
 
     ``factors`` holds, per tuned parameter, the per-row tensors of the rows being run:
     "<name>.u" (M, a, r) and "<name>.v" (M, r, rest) for a low-rank weight delta
-    u @ v (reshaped like the weight), or "<name>.d" (M, *shape) for a full delta.
+    u @ v (reshaped like the weight), or "<name>.d" (M, *shape) for a full delta. The
+    codes of a call are (k * M, ...): k blocks of M rows, row j with the delta of j mod M.
     The shared generator is never modified, and the factors of a call live in its thread,
     so one Tuner serves concurrent calls (:func:`shared_tuner` keeps one per generator).
     """
@@ -77,20 +81,24 @@ class Tuner:
         bias_name = next((n for n in names if n.endswith("bias")), None)
 
         def hook(mod: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
-            if not self.factors:
+            factors = self.factors
+            if not factors:
                 return output
             if isinstance(mod, DeltaTunable):
                 assert weight_name is not None
+                blocks = _blocks(inputs[0], factors)
+                if blocks > 1:  # its own per-row maths: give it one delta per row
+                    factors = {k: v.repeat(blocks, *[1] * (v.ndim - 1)) for k, v in factors.items()}
                 delta: Tensor | tuple[Tensor, Tensor] | None = _lowrank_weight(
-                    self.factors, weight_name
+                    factors, weight_name
                 )  # the layer can use the factors themselves (cheaper than u @ v)
                 if delta is None:
-                    delta = _row_delta(self.factors, weight_name, mod.weight.shape)
+                    delta = _row_delta(factors, weight_name, mod.weight.shape)
                 if delta is None:
                     return output
                 return output + mod.delta_output(*inputs, output, delta).to(output.dtype)
             x = inputs[0]
-            extra = _module_delta(mod, x, self.factors, weight_name, bias_name)
+            extra = _module_delta(mod, x, factors, weight_name, bias_name)
             return output if extra is None else output + extra.to(output.dtype)
 
         return hook
@@ -102,6 +110,10 @@ class Tuner:
         return factors
 
     def __call__(self, z: Tensor, residual: Tensor | None, factors: dict[str, Tensor]) -> Tensor:
+        """Images (k * M, 3, H, W) of z (k * M, d) [+ residual]; factors of M rows."""
+        rows = {v.shape[0] for v in factors.values()}
+        if len(rows) > 1 or (rows and z.shape[0] % rows.pop()):
+            raise ValueError(f"{z.shape[0]} codes for factors of {sorted(rows)} rows")
         self._local.factors = factors
         try:
             return generate(self.module, z, residual)
@@ -130,6 +142,11 @@ def shared_tuner(generator: nn.Module, names: tuple[str, ...]) -> Tuner:
         return tuner
 
 
+def _blocks(x: Tensor, factors: dict[str, Tensor]) -> int:
+    """How many blocks of the factors' rows the batch ``x`` holds (k of k * M rows)."""
+    return x.shape[0] // next(iter(factors.values())).shape[0]
+
+
 def _row_delta(factors: dict[str, Tensor], name: str, shape: torch.Size) -> Tensor | None:
     """Per-row weight deltas (M, *shape) of parameter ``name`` from its factors, or None."""
     full = factors.get(f"{name}.d")
@@ -155,8 +172,11 @@ def _module_delta(
     weight_name: str | None,
     bias_name: str | None,
 ) -> Tensor | None:
-    """The per-row change of ``mod``'s output caused by the deltas in ``factors``."""
-    m = x.shape[0]
+    """The per-row change of ``mod``'s output caused by the deltas in ``factors``.
+
+    x (k * M, ...) in k blocks of the factors' M rows -> (k * M, ...) or None.
+    """
+    k = _blocks(x, factors)
     x = x.float()
     extra: Tensor | None = None
     if isinstance(mod, nn.BatchNorm2d):
@@ -166,9 +186,9 @@ def _module_delta(
         dw = factors.get(f"{weight_name}.d") if weight_name else None
         db = factors.get(f"{bias_name}.d") if bias_name else None
         if dw is not None:
-            extra = x_hat * dw[:, :, None, None]
+            extra = x_hat * dw.repeat(k, 1)[:, :, None, None]
         if db is not None:
-            e = db[:, :, None, None].expand_as(x_hat)
+            e = db.repeat(k, 1)[:, :, None, None].expand_as(x_hat)
             extra = e if extra is None else extra + e
         return extra
     assert isinstance(mod, nn.ConvTranspose2d | nn.Conv2d | nn.Linear)
@@ -177,16 +197,18 @@ def _module_delta(
         lr_w = _lowrank_weight(factors, weight_name)
         full = factors.get(f"{weight_name}.d")
         if isinstance(mod, nn.Linear):
+            xk = x.reshape(k, -1, *x.shape[1:])  # (k, M, in)
             if lr_w is not None:
                 u, v = lr_w  # (M, out, r), (M, r, in)
-                extra = torch.einsum("mor,mr...->mo...", u, torch.einsum("mri,mi->mr", v, x))
+                extra = torch.einsum("mor,kmr->kmo", u, torch.einsum("mri,kmi->kmr", v, xk))
             elif full is not None:
-                extra = torch.einsum("moi,mi->mo", full, x)
+                extra = torch.einsum("moi,kmi->kmo", full, xk)
+            extra = None if extra is None else extra.flatten(0, 1)
         else:
-            extra = _conv_delta(mod, x, lr_w, full, weight.shape)
+            extra = _conv_delta(mod, x, k, lr_w, full, weight.shape)
     if bias_name is not None and f"{bias_name}.d" in factors:
-        db = factors[f"{bias_name}.d"]
-        b = db.view(m, -1, *([1] * (x.ndim - 2)))
+        db = factors[f"{bias_name}.d"].repeat(k, 1)
+        b = db.view(x.shape[0], -1, *([1] * (x.ndim - 2)))
         extra = b if extra is None else extra + b
     return extra
 
@@ -194,24 +216,25 @@ def _module_delta(
 def _conv_delta(
     mod: nn.ConvTranspose2d | nn.Conv2d,
     x: Tensor,
+    k: int,
     lowrank: tuple[Tensor, Tensor] | None,
     full: Tensor | None,
     shape: torch.Size,
 ) -> Tensor | None:
-    """Per-row conv(x_m, delta_m) as one grouped convolution over the M rows."""
-    m = x.shape[0]
+    """Per-row conv(x_j, delta_(j mod M)) as one grouped convolution over the M rows.
+
+    x (k * M, C, H, W): its k blocks are the grouped convolution's batch of k.
+    """
     if lowrank is None and full is None:
         return None
+    rows = x.shape[0]
+    m = rows // k
     transposed = isinstance(mod, nn.ConvTranspose2d)
-    if lowrank is not None:
-        u, v = lowrank
-        r = u.shape[2]
-        if transposed:
-            # W (Cin, Cout, k, k) ~ u (Cin, r) @ v (r, Cout*k*k): convT(u^T x, v)
-            y = torch.einsum("mchw,mcr->mrhw", x, u)
-            w = v.reshape(m * r, *shape[1:])
-            out = F.conv_transpose2d(
-                y.reshape(1, m * r, *y.shape[2:]),
+
+    def grouped(inp: Tensor, w: Tensor) -> Tensor:  # (k, M * c, H, W) -> (k, M * c', H', W')
+        if isinstance(mod, nn.ConvTranspose2d):
+            return F.conv_transpose2d(
+                inp,
                 w,
                 stride=mod.stride,
                 padding=mod.padding,  # type: ignore[arg-type]
@@ -219,41 +242,27 @@ def _conv_delta(
                 groups=m,
                 dilation=mod.dilation,
             )
-            return out.view(m, shape[1], *out.shape[2:])
-        # W (Cout, Cin, k, k) ~ u (Cout, r) @ v (r, Cin*k*k): u conv(x, v)
+        return F.conv2d(
+            inp, w, stride=mod.stride, padding=mod.padding, dilation=mod.dilation, groups=m
+        )
+
+    if lowrank is not None:
+        u, v = lowrank
+        r = u.shape[2]
         w = v.reshape(m * r, *shape[1:])
-        y = F.conv2d(
-            x.reshape(1, -1, *x.shape[2:]),
-            w,
-            stride=mod.stride,
-            padding=mod.padding,
-            dilation=mod.dilation,
-            groups=m,
-        )
-        y = y.view(m, r, *y.shape[2:])
-        return torch.einsum("mrhw,mor->mohw", y, u)
+        xk = x.reshape(k, m, *x.shape[1:])
+        if transposed:
+            # W (Cin, Cout, k, k) ~ u (Cin, r) @ v (r, Cout*k*k): convT(u^T x, v)
+            y = torch.einsum("kmchw,mcr->kmrhw", xk, u)
+            out = grouped(y.reshape(k, m * r, *y.shape[3:]), w)
+            return out.reshape(rows, shape[1], *out.shape[2:])
+        # W (Cout, Cin, k, k) ~ u (Cout, r) @ v (r, Cin*k*k): u conv(x, v)
+        y = grouped(x.reshape(k, -1, *x.shape[2:]), w)
+        y = y.reshape(k, m, r, *y.shape[2:])
+        return torch.einsum("kmrhw,mor->kmohw", y, u).flatten(0, 1)
     assert full is not None
-    w = full.reshape(m * shape[0], *shape[1:])
-    if transposed:
-        out = F.conv_transpose2d(
-            x.reshape(1, -1, *x.shape[2:]),
-            w,
-            stride=mod.stride,
-            padding=mod.padding,  # type: ignore[arg-type]
-            output_padding=mod.output_padding,
-            groups=m,
-            dilation=mod.dilation,
-        )
-        return out.view(m, shape[1], *out.shape[2:])
-    out = F.conv2d(
-        x.reshape(1, -1, *x.shape[2:]),
-        w,
-        stride=mod.stride,
-        padding=mod.padding,
-        dilation=mod.dilation,
-        groups=m,
-    )
-    return out.view(m, shape[0], *out.shape[2:])
+    out = grouped(x.reshape(k, -1, *x.shape[2:]), full.reshape(m * shape[0], *shape[1:]))
+    return out.reshape(rows, -1, *out.shape[2:])
 
 
 def init_factors(

@@ -138,7 +138,11 @@ def optimise(
     def score(idx: Tensor, p: dict[str, Tensor], recon: Tensor) -> None:
         cur_psnr = psnr(recon, targets[idx])
         better = cur_psnr > best_psnr[idx]
-        if better.any():
+        if bool(better.all()) and idx.numel() == b:  # every row improved: plain copies
+            best_psnr.copy_(cur_psnr)
+            for name, value in p.items():
+                best[name].copy_(value.detach())
+        elif better.any():
             rows = idx[better]
             best_psnr[rows] = cur_psnr[better]
             for name, value in p.items():
@@ -150,7 +154,12 @@ def optimise(
         idx = active.nonzero().squeeze(1)
         if idx.numel() == 0:
             break
-        p = {name: value[idx].requires_grad_(True) for name, value in cur.items()}
+        # every row active (the usual case): the state is updated in place, no gathers
+        whole = idx.numel() == b
+        p = {
+            name: (value.detach() if whole else value[idx]).requires_grad_(True)
+            for name, value in cur.items()
+        }
         loss_rows, recon = loss_fn(p, idx)
         score(idx, p, recon)
         # A row that just reached its target keeps this iterate: no update for it.
@@ -161,19 +170,24 @@ def optimise(
         sched = 0.5 * (1 + torch.cos(math.pi * frac))
         bc1 = 1 - beta1**t
         bc2 = 1 - beta2**t
+        rate = sched / bc1 * still  # 0 for rows that keep this iterate
         upd_rows = idx[still]
         for (name, value), grad in zip(p.items(), grads, strict=True):
             if grad is None:
                 continue
             shape = (-1,) + (1,) * (value.ndim - 1)
-            mi = m[name][idx].mul_(beta1).add_(grad, alpha=1 - beta1)
-            vi = v2[name][idx].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            step_size = (lrs[name] * sched / bc1).view(shape)
-            denom = (vi / bc2.view(shape)).sqrt_().add_(EPS)
-            new = value.detach() - step_size * mi / denom
-            m[name][idx] = mi
-            v2[name][idx] = vi
-            cur[name][upd_rows] = new[still]
+            mi = m[name] if whole else m[name][idx]
+            vi = v2[name] if whole else v2[name][idx]
+            mi.mul_(beta1).add_(grad, alpha=1 - beta1)
+            vi.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            denom = vi.div(bc2.view(shape)).sqrt_().add_(EPS)
+            step = mi.div(denom).mul_((lrs[name] * rate).view(shape))
+            if whole:
+                cur[name].sub_(step)
+            else:
+                m[name][idx] = mi
+                v2[name][idx] = vi
+                cur[name][idx] = value.detach() - step
         done[upd_rows] += 1
         evaluated[upd_rows] = False
         k += 1

@@ -104,10 +104,8 @@ def tune_steps(
         zi = z[idx]
         if cfg.locality_weight > 0 and torch.is_grad_enabled():
             zr = near(zi, cfg.locality_distance, rng)
-            both = tuner(
-                torch.cat([zi, zr]),
-                None if res is None else torch.cat([res, res]),
-                {k: torch.cat([v, v]) for k, v in f.items()},
+            both = tuner(  # two blocks of rows, one delta each: see deltas.Tuner
+                torch.cat([zi, zr]), None if res is None else torch.cat([res, res]), f
             )
             x, moved = both[: len(zi)], both[len(zi) :]
             assert g_z is not None
