@@ -333,6 +333,45 @@ def test_codes_in_blocks_of_the_factor_rows_render_as_repeated_factors(
         tuner(z[:5], None, factors)
 
 
+class _BiasedConvs(torch.nn.Module):
+    """z (N, 8) -> (N, 3, 8, 8): transposed and plain convolutions, all with biases."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.ConvTranspose2d(8, 16, 4, 1, 0),
+            torch.nn.ReLU(),
+            torch.nn.ConvTranspose2d(16, 8, 4, 2, 1),
+            torch.nn.Conv2d(8, 3, 3, 1, 1),
+            torch.nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z[:, :, None, None])
+
+
+def test_full_deltas_of_biased_convs_render_as_the_tuned_weights_would() -> None:
+    """Rows with full deltas run one grouped convolution of weight + delta (bias kept, its
+    own delta added); a row without a delta renders as the plain generator."""
+    torch.manual_seed(0)
+    g = _BiasedConvs().eval().requires_grad_(False)
+    named = dict(g.named_parameters())
+    deltas: list[dict[str, torch.Tensor] | None] = [
+        {f"{n}.d": (torch.randn_like(p) * 0.2).half() for n, p in named.items()} for _ in range(3)
+    ]
+    deltas[1] = None
+    z = torch.randn(3, 8)
+    rendered = inv.render(g, z, None, deltas)
+    for i, delta in enumerate(deltas):
+        if delta is None:
+            want = g(z[i : i + 1])
+        else:
+            with inv.apply_delta(g, delta):
+                want = g(z[i : i + 1])
+            assert (want - g(z[i : i + 1])).abs().amax() > 0.05
+        torch.testing.assert_close(rendered[i : i + 1], want, atol=1e-5, rtol=0)
+
+
 def test_tuning_store_round_trip_and_rejects_junk() -> None:
     delta = {
         "main.3.weight.u": torch.randn(8, 2),

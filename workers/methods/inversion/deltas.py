@@ -75,6 +75,28 @@ class Tuner:
             names = by_module.get(id(module))
             if names:
                 module.register_forward_hook(self._hook(module, names))
+                weight_name = next((n for n in names if n.endswith("weight")), None)
+                if isinstance(module, nn.Conv2d | nn.ConvTranspose2d) and weight_name:
+                    self._merge_full_delta(module, f"{weight_name}.d")
+
+    def _merge_full_delta(self, conv: nn.Conv2d | nn.ConvTranspose2d, key: str) -> None:
+        """Rows with a full delta of ``conv``'s weight run one grouped convolution with
+        weight + delta instead of the shared convolution plus a grouped one of the delta."""
+        plain = conv.forward
+
+        def forward(x: Tensor, *args: object) -> Tensor:
+            full = self.factors.get(key)
+            if full is None or args:
+                return plain(x, *args)
+            m, shape = full.shape[0], conv.weight.shape
+            k = x.shape[0] // m
+            w = (conv.weight.float() + full).reshape(m * shape[0], *shape[1:])
+            out = _grouped_conv(conv, x.float().reshape(k, -1, *x.shape[2:]), w, m)
+            if conv.bias is not None:
+                out = out + conv.bias.float().repeat(m)[None, :, None, None]
+            return out.reshape(x.shape[0], -1, *out.shape[2:]).to(x.dtype)
+
+        conv.forward = forward  # type: ignore[method-assign,assignment]
 
     def _hook(self, module: nn.Module, names: list[str]) -> Callable[..., Tensor]:
         weight_name = next((n for n in names if n.endswith("weight")), None)
@@ -98,7 +120,10 @@ class Tuner:
                     return output
                 return output + mod.delta_output(*inputs, output, delta).to(output.dtype)
             x = inputs[0]
-            extra = _module_delta(mod, x, factors, weight_name, bias_name)
+            merged = isinstance(mod, nn.Conv2d | nn.ConvTranspose2d) and (
+                f"{weight_name}.d" in factors  # already in the output: see _merge_full_delta
+            )
+            extra = _module_delta(mod, x, factors, None if merged else weight_name, bias_name)
             return output if extra is None else output + extra.to(output.dtype)
 
         return hook
@@ -213,6 +238,26 @@ def _module_delta(
     return extra
 
 
+def _grouped_conv(
+    mod: nn.ConvTranspose2d | nn.Conv2d, x: Tensor, weight: Tensor, groups: int
+) -> Tensor:
+    """``mod``'s convolution (stride, padding, ...) of x (k, groups * c, H, W) with one
+    filter bank per group: weight (groups * c, c', kh, kw) -> (k, groups * c', H', W')."""
+    if isinstance(mod, nn.ConvTranspose2d):
+        return F.conv_transpose2d(
+            x,
+            weight,
+            stride=mod.stride,
+            padding=mod.padding,  # type: ignore[arg-type]
+            output_padding=mod.output_padding,
+            groups=groups,
+            dilation=mod.dilation,
+        )
+    return F.conv2d(
+        x, weight, stride=mod.stride, padding=mod.padding, dilation=mod.dilation, groups=groups
+    )
+
+
 def _conv_delta(
     mod: nn.ConvTranspose2d | nn.Conv2d,
     x: Tensor,
@@ -231,20 +276,8 @@ def _conv_delta(
     m = rows // k
     transposed = isinstance(mod, nn.ConvTranspose2d)
 
-    def grouped(inp: Tensor, w: Tensor) -> Tensor:  # (k, M * c, H, W) -> (k, M * c', H', W')
-        if isinstance(mod, nn.ConvTranspose2d):
-            return F.conv_transpose2d(
-                inp,
-                w,
-                stride=mod.stride,
-                padding=mod.padding,  # type: ignore[arg-type]
-                output_padding=mod.output_padding,
-                groups=m,
-                dilation=mod.dilation,
-            )
-        return F.conv2d(
-            inp, w, stride=mod.stride, padding=mod.padding, dilation=mod.dilation, groups=m
-        )
+    def grouped(inp: Tensor, w: Tensor) -> Tensor:
+        return _grouped_conv(mod, inp, w, m)
 
     if lowrank is not None:
         u, v = lowrank
