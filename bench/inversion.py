@@ -9,7 +9,9 @@ serves ``dcgan-faces``. Printed:
 - real face photos (tests/data/faces, inverted together in one request) and held-out
   generated faces (seeds 50000..): per method mean PSNR, SSIM, median / mean relative
   edit error (alpha = +-2 along the top-5 SeFa directions, ``report_edit_error``), stored
-  delta bytes and seconds per image; ``auto`` with its defaults (30 dB, edit error <= 0.3);
+  delta bytes and seconds per image; per image for auto / tune / extended the code PSNR (the
+  plain generator at the returned codes: far below the PSNR, edits can show a doubled face);
+  ``auto`` with its defaults (30 dB, edit error <= 0.3);
 - continuous batching: a 50-step inversion alone, then sent while another client's
   3000-step inversion runs (ratio; the long one is cancelled afterwards);
 - ``--picture``: real photos, their reconstructions and three SeFa edits per photo for
@@ -65,6 +67,8 @@ def measure(client: Any, images: list[Any], label: str, methods: tuple[str, ...]
         )
         if method == "auto":
             print("    auto per image: " + ", ".join(res.methods), flush=True)
+        if method in ("auto", "tune", "extended"):  # how far the bare codes are, per image
+            print(f"    {method} code PSNR: " + " ".join(f"{v:.1f}" for v in res.code_psnr))
         out[method] = res
     return out
 

@@ -238,6 +238,7 @@ def inverted(r: pb.InvertResponse) -> Inverted:
         extras=code_extras(r.extras),
         tuning_bytes=list(r.tuning_bytes),
         edit_error=np.array(r.edit_error),
+        code_psnr=np.array(r.code_psnr),
     )
 
 

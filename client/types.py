@@ -107,6 +107,9 @@ class Inverted:
     tuning_bytes: list[int] = field(default_factory=list)  # per image: stored delta size
     # per image: relative edit error (report_edit_error, or "auto"); empty when not measured
     edit_error: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # per image: dB of the plain generator at ``latents`` (no residual / tuning delta); far
+    # below ``psnr``, edits that move the face may show the photo doubled
+    code_psnr: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass(frozen=True)

@@ -335,6 +335,7 @@ class Inverter:
                         extras=extras,
                         tuning_bytes=sizes,
                         edit_error=[] if res.edit_error is None else res.edit_error[sl].tolist(),
+                        code_psnr=[] if res.code_psnr is None else res.code_psnr[sl].tolist(),
                     ),
                 )
             )

@@ -213,6 +213,12 @@ async def run_style_inversions(
                     from_uint8(recon) * 0.5 + 0.5, from_uint8(pixels) * 0.5 + 0.5
                 ).numpy()
             psnr = psnr_uint8(recon, pixels)
+            code_psnr = psnr
+            if any(d is not None for d in deltas):  # the plain generator at the codes
+                plain = await asyncio.to_thread(
+                    render_extras, model, out.codes, None, [None] * len(pixels), space
+                )
+                code_psnr = psnr_uint8(plain, pixels)
             offset = 0
             for job, (p, crops) in zip(members, prepared, strict=True):
                 sl = slice(offset, offset + len(p))
@@ -234,6 +240,7 @@ async def run_style_inversions(
                         extras=pb.CodeExtras(tuning_ids=ids[sl]),
                         tuning_bytes=sizes[sl],
                         edit_error=errors[sl].tolist() if job.invert.report_edit_error else [],
+                        code_psnr=code_psnr[sl].tolist(),
                     ),
                 )
     finally:

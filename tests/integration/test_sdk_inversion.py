@@ -63,6 +63,8 @@ def test_extras_round_trip_through_generate_and_edit(
     # ... while the bare latents do not (the extras matter).
     bare = client.generate(MODEL, latents=inv.latents)
     assert np.abs(arrays(bare.images) - arrays(inv.reconstructions)).mean() > 0.5
+    # code_psnr says how far the bare codes are: below psnr (the extras carry the rest)
+    assert inv.code_psnr.shape == (2,) and np.all(inv.code_psnr < inv.psnr - 0.5), inv.code_psnr
     client.discover(MODEL, "sefa", top_k=2)
     edited = client.edit(MODEL, inv, {"sefa_00": 3.0}, sweep=(3, -1, 1))
     np.testing.assert_array_equal(

@@ -204,6 +204,8 @@ def test_pivotal_tuning_in_w_plus_reconstructs_photos_and_edits_them(sg: Client)
     tuned = sg.invert(NAME, photos, space="w+", method="tune", steps=150, report_edit_error=True)
     assert tuned.methods == ["tune", "tune"] and len(tuned.extras.tuning_ids) == 2
     assert min(tuned.tuning_bytes) > 0
+    np.testing.assert_array_equal(plain.code_psnr, plain.psnr)  # no extras: the code is all
+    assert (tuned.code_psnr < tuned.psnr - 1).all(), (tuned.code_psnr, tuned.psnr)
     assert (tuned.psnr >= plain.psnr + 1.5).all(), (plain.psnr, tuned.psnr)
     # the extras render the reconstruction; the pivot alone is another image
     again = sg.generate(NAME, latents=tuned, space="w+")

@@ -336,7 +336,7 @@ class CropBox(_message.Message):
     def __init__(self, left: _Optional[int] = ..., top: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
 
 class InvertResponse(_message.Message):
-    __slots__ = ("model_version", "latents", "reconstructions", "psnr", "steps", "seconds", "method", "crops", "ssim", "extras", "methods", "tuning_bytes", "edit_error")
+    __slots__ = ("model_version", "latents", "reconstructions", "psnr", "steps", "seconds", "method", "crops", "ssim", "extras", "methods", "tuning_bytes", "edit_error", "code_psnr")
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     LATENTS_FIELD_NUMBER: _ClassVar[int]
     RECONSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
@@ -350,6 +350,7 @@ class InvertResponse(_message.Message):
     METHODS_FIELD_NUMBER: _ClassVar[int]
     TUNING_BYTES_FIELD_NUMBER: _ClassVar[int]
     EDIT_ERROR_FIELD_NUMBER: _ClassVar[int]
+    CODE_PSNR_FIELD_NUMBER: _ClassVar[int]
     model_version: str
     latents: Tensor
     reconstructions: _containers.RepeatedCompositeFieldContainer[Image]
@@ -363,7 +364,8 @@ class InvertResponse(_message.Message):
     methods: _containers.RepeatedScalarFieldContainer[str]
     tuning_bytes: _containers.RepeatedScalarFieldContainer[int]
     edit_error: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, model_version: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., reconstructions: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., psnr: _Optional[_Iterable[float]] = ..., steps: _Optional[int] = ..., seconds: _Optional[float] = ..., method: _Optional[str] = ..., crops: _Optional[_Iterable[_Union[CropBox, _Mapping]]] = ..., ssim: _Optional[_Iterable[float]] = ..., extras: _Optional[_Union[CodeExtras, _Mapping]] = ..., methods: _Optional[_Iterable[str]] = ..., tuning_bytes: _Optional[_Iterable[int]] = ..., edit_error: _Optional[_Iterable[float]] = ...) -> None: ...
+    code_psnr: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, model_version: _Optional[str] = ..., latents: _Optional[_Union[Tensor, _Mapping]] = ..., reconstructions: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., psnr: _Optional[_Iterable[float]] = ..., steps: _Optional[int] = ..., seconds: _Optional[float] = ..., method: _Optional[str] = ..., crops: _Optional[_Iterable[_Union[CropBox, _Mapping]]] = ..., ssim: _Optional[_Iterable[float]] = ..., extras: _Optional[_Union[CodeExtras, _Mapping]] = ..., methods: _Optional[_Iterable[str]] = ..., tuning_bytes: _Optional[_Iterable[int]] = ..., edit_error: _Optional[_Iterable[float]] = ..., code_psnr: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Direction(_message.Message):
     __slots__ = ("id", "model", "name", "method", "params", "version", "created_unix_ms", "model_version", "vector", "metrics", "owner", "space")

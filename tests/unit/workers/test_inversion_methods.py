@@ -29,7 +29,7 @@ from latentedit.workers.methods.inversion.deltas import Tuner, init_factors
 from latentedit.workers.methods.inversion.tuning import tuned_layers
 from latentedit.workers.methods.preprocess import preprocess
 from latentedit.workers.models.dcgan import DCGANGenerator
-from latentedit.workers.models.runtime import LoadedModel, from_uint8
+from latentedit.workers.models.runtime import LoadedModel, from_uint8, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -457,6 +457,14 @@ def test_invert_reports_metrics_for_every_method(gen: DCGANGenerator, encoder: E
         assert np.all(res.ssim <= 1) and np.all(res.ssim > 0)
         assert res.methods == [method] * 2, (method, res.methods)
         assert res.steps.max() <= 10 and res.seconds > 0
+        # code_psnr: the plain generator at the returned codes, without residual / delta
+        plain = inv.psnr_uint8(to_uint8(gen(torch.from_numpy(res.latents))), to_uint8(x))
+        assert res.code_psnr is not None
+        np.testing.assert_allclose(res.code_psnr, plain, atol=1e-6)
+        if method in ("extended", "tune"):  # the extras carry what the code cannot
+            assert np.all(res.code_psnr < res.psnr - 0.1), (method, res.code_psnr, res.psnr)
+        else:
+            np.testing.assert_array_equal(res.code_psnr, res.psnr)
     with pytest.raises(ValueError):
         inv.invert("nope", gen, x, cfg, encoder=encoder)
     with pytest.raises(ValueError):

@@ -340,6 +340,10 @@ def _finish(
     x = render(generator, st.z, st.residual, st.deltas)
     recon = to_uint8(x)
     target_u8 = to_uint8(targets)
+    p = code_psnr = psnr_uint8(recon, target_u8)
+    if st.residual is not None or any(d is not None for d in st.deltas or []):
+        # the plain generator at the codes: how far the editable code is from the image
+        code_psnr = psnr_uint8(to_uint8(render(generator, st.z)), target_u8)
     with torch.no_grad():
         s = ssim(
             torch.from_numpy(recon).permute(0, 3, 1, 2).float() / 255,
@@ -362,7 +366,8 @@ def _finish(
         residuals=None if st.residual is None else st.residual.cpu().float().numpy(),
         deltas=st.deltas,
         reconstructions=recon,
-        psnr=psnr_uint8(recon, target_u8),
+        psnr=p,
+        code_psnr=code_psnr,
         ssim=s.numpy(),
         steps=st.steps.cpu().numpy(),
         seconds=time.perf_counter() - start,

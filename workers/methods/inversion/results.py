@@ -17,6 +17,8 @@ class InversionResult:
     deltas: per image, a tuning delta (see :func:`tune`) or None; None when no image was tuned.
     reconstructions: uint8 (B, H, W, 3).
     psnr: (B,) dB of the uint8 reconstruction against the uint8 target.
+    code_psnr: (B,) the same for the plain generator at ``latents`` (no residual or delta):
+        how far the editable code is from the image (= psnr where there are no extras).
     ssim: (B,) on [0, 1] images.
     edit_error: (B,) relative edit error (:func:`.metrics.edit_error`) when directions were
         given, else None.
@@ -39,6 +41,7 @@ class InversionResult:
     trail: list[list[tuple[str, float, int]]] = field(default_factory=list)
     cancelled: bool = False
     edit_error: np.ndarray | None = None
+    code_psnr: np.ndarray | None = None
 
 
 @dataclass
