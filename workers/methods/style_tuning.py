@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from latentedit.workers.methods.inversion.deltas import render
 from latentedit.workers.methods.inversion.metrics import edit_error as metric_edit_error
 from latentedit.workers.methods.inversion.optim import Run, Steps
+from latentedit.workers.methods.inversion.tuner import render
 from latentedit.workers.methods.inversion.tuning import TuneConfig, tune_steps
 from latentedit.workers.methods.style_projection import Progress, project_steps, w_statistics
 from latentedit.workers.models.contract import GeneratorInfo

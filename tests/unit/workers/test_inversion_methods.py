@@ -25,7 +25,7 @@ from scipy.ndimage import gaussian_filter
 from latentedit.workers.methods import inversion as inv
 from latentedit.workers.methods import tuning_store
 from latentedit.workers.methods.encoder import Encoder, train_encoder
-from latentedit.workers.methods.inversion.deltas import Tuner, init_factors
+from latentedit.workers.methods.inversion.tuner import Tuner, init_factors
 from latentedit.workers.methods.inversion.tuning import tuned_layers
 from latentedit.workers.methods.preprocess import preprocess
 from latentedit.workers.models.dcgan import DCGANGenerator

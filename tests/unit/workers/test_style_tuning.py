@@ -13,13 +13,9 @@ import torch
 from PIL import Image
 
 from latentedit.workers.methods import inversion as inv
-from latentedit.workers.methods.inversion.deltas import (
-    apply_delta,
-    render,
-    shared_tuner,
-    tunable_parameters,
-)
+from latentedit.workers.methods.inversion.deltas import apply_delta, tunable_parameters
 from latentedit.workers.methods.inversion.optim import blocking
+from latentedit.workers.methods.inversion.tuner import render, shared_tuner
 from latentedit.workers.methods.preprocess import preprocess
 from latentedit.workers.methods.style_projection import project
 from latentedit.workers.methods.style_tuning import (

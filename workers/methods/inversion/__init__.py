@@ -8,7 +8,8 @@ Modules, one job each:
 - :mod:`.optim`: the row-wise Adam every stage runs, as a step generator, and :class:`Run`,
   the context the stages of a batch share.
 - :mod:`.stages`: encoder passes, optimize, hybrid, extended.
-- :mod:`.deltas` / :mod:`.tuning`: per-image generator deltas and locality-regularised tuning.
+- :mod:`.deltas` / :mod:`.tuner` / :mod:`.tuning`: per-image generator deltas (what they
+  change, their stored form), rendering many at once, and locality-regularised tuning.
 - :mod:`.pipeline`: the dispatcher and ``auto``.
 - :mod:`.session`: continuous batching of inversion requests (the worker's inverter).
 
@@ -16,10 +17,8 @@ See /work/shared/METHODS.md, "GAN inversion", for the published methods.
 """
 
 from latentedit.workers.methods.inversion.deltas import (
-    Tuner,
     apply_delta,
     delta_nbytes,
-    render,
     tunable_parameters,
 )
 from latentedit.workers.methods.inversion.metrics import (
@@ -64,6 +63,7 @@ from latentedit.workers.methods.inversion.stages import (
     hybrid,
     optimize,
 )
+from latentedit.workers.methods.inversion.tuner import Tuner, render
 from latentedit.workers.methods.inversion.tuning import TuneConfig, tune
 
 __all__ = [

@@ -20,7 +20,6 @@ import torch
 from torch import Tensor
 
 from latentedit.workers.methods.encoder import Encoder
-from latentedit.workers.methods.inversion.deltas import render
 from latentedit.workers.methods.inversion.metrics import edit_error, psnr_uint8, ssim
 from latentedit.workers.methods.inversion.optim import Run, Steps, blocking
 from latentedit.workers.methods.inversion.protocol import (
@@ -43,6 +42,7 @@ from latentedit.workers.methods.inversion.stages import (
     hybrid_steps,
     optimize_steps,
 )
+from latentedit.workers.methods.inversion.tuner import render
 from latentedit.workers.methods.inversion.tuning import TuneConfig, tune_steps
 
 #: default bound on the relative edit error of ``auto`` results

@@ -1,14 +1,17 @@
 """Pivotal tuning that keeps edits working: per-image generator deltas with a locality term.
 
 The pivot code (z, residual) stays fixed; each image gets its own delta of the
-generator's weights (:mod:`.deltas`), fitted by Adam on pixel MSE plus PTI's locality
-regulariser in the form that keeps edits of the photo consistent with the generator's
-own edits: on *differences*,
+generator's weights (:mod:`.deltas`, rendered by :mod:`.tuner`), fitted by Adam on pixel
+MSE plus PTI's locality regulariser in the form that keeps edits of the photo consistent
+with the generator's own edits: on *differences*,
 
     |(G'(z_r) - G'(z)) - (G(z_r) - G(z))|^2,   z_r = z + distance * u, u a random unit vector,
 
-so the tuning adds the photo's details as a layer that moves with the face when z is
-edited (the published form |G'(z_r) - G(z_r)|^2 leaves edits inconsistent here).
+so the photo's details become a layer G' - G that stays the same near the pivot: an edit
+changes the photo exactly as it changes the generator's own face (the published form
+|G'(z_r) - G(z_r)|^2 leaves edits inconsistent here). Where an edit moves the face, that
+layer stays put, and the further the pivot is from the photo (``code_psnr``), the more it
+shows as a doubled face.
 """
 
 from __future__ import annotations
@@ -19,12 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from latentedit.workers.methods.encoder import feature_distance
-from latentedit.workers.methods.inversion.deltas import (
-    Tuner,
-    init_factors,
-    scaled,
-    tunable_parameters,
-)
+from latentedit.workers.methods.inversion.deltas import tunable_parameters
 from latentedit.workers.methods.inversion.optim import Run, Steps, blocking, optimise
 from latentedit.workers.methods.inversion.protocol import (
     Renderer,
@@ -34,6 +32,7 @@ from latentedit.workers.methods.inversion.protocol import (
 )
 from latentedit.workers.methods.inversion.results import StageResult
 from latentedit.workers.methods.inversion.stages import target_features
+from latentedit.workers.methods.inversion.tuner import Tuner, init_factors, scaled
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def tune_steps(
     """Tune per-image deltas around the pivot z (B, d) [+ residual (B, C, h, w)].
 
     targets (B, 3, H, W) in [-1, 1]; steps: (B,) or scalar budget. Returns the pivot and
-    per-image fp16 deltas (``StageResult.deltas``): see :func:`.deltas.render`.
+    per-image fp16 deltas (``StageResult.deltas``): see :func:`.tuner.render`.
     """
     if not isinstance(generator, nn.Module):
         raise TypeError("tune needs an nn.Module generator")
@@ -104,7 +103,7 @@ def tune_steps(
         zi = z[idx]
         if cfg.locality_weight > 0 and torch.is_grad_enabled():
             zr = near(zi, cfg.locality_distance, rng)
-            both = tuner(  # two blocks of rows, one delta each: see deltas.Tuner
+            both = tuner(  # two blocks of rows, one delta each: see tuner.Tuner
                 torch.cat([zi, zr]), None if res is None else torch.cat([res, res]), f
             )
             x, moved = both[: len(zi)], both[len(zi) :]
