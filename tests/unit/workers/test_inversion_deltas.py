@@ -121,3 +121,15 @@ def test_tuning_store_round_trip_and_rejects_junk() -> None:
         tuning_store.delta_to_bytes({"main.3.weight.u": torch.ones(2, 2)})  # no .v
     with pytest.raises(ValueError):
         tuning_store.delta_to_bytes({"x.d": torch.tensor([math.nan])})
+
+
+def test_tuning_leaves_the_coarse_layers_alone_with_their_batchnorm_vectors(
+    gen: DCGANGenerator,
+) -> None:
+    """skip_first=2: nothing before the third conv's weight is tuned (so the backward pass
+    stops there); skip_first=0: every conv, BatchNorm weight and bias."""
+    names = [n for n, _ in gen.named_parameters()]
+    third_conv = [n for n in names if n.endswith("weight") and gen.get_parameter(n).ndim > 1][2]
+    kept = tuned_layers(gen, inv.TuneConfig(skip_first=2))
+    assert kept == tuple(names[names.index(third_conv) :])
+    assert tuned_layers(gen, inv.TuneConfig(skip_first=0)) == tuple(names)
