@@ -80,8 +80,12 @@ class Tuner:
             if isinstance(mod, DeltaTunable):
                 assert weight_name is not None
                 blocks = _blocks(inputs[0], factors)
-                if blocks > 1:  # its own per-row maths: give it one delta per row
-                    factors = {k: v.repeat(blocks, *[1] * (v.ndim - 1)) for k, v in factors.items()}
+                if blocks > 1:  # its own per-row maths: give it one delta per row (its own)
+                    factors = {
+                        k: v.repeat(blocks, *[1] * (v.ndim - 1))
+                        for k, v in factors.items()
+                        if k.rsplit(".", 1)[0] == weight_name
+                    }
                 delta: Tensor | tuple[Tensor, Tensor] | None = _lowrank_weight(
                     factors, weight_name
                 )  # the layer can use the factors themselves (cheaper than u @ v)
