@@ -4,12 +4,14 @@ Layout of the PyTorch DCGAN tutorial: ``main`` is a Sequential of
 ConvTranspose2d(4, stride 1 then 2) + BatchNorm2d + ReLU blocks ending in a
 ConvTranspose2d + Tanh, so tutorial checkpoints (``main.{i}.*``) load as they are.
 :func:`dcgan_from_state_dict` loads one whatever its key names: tensors are matched
-to layers by order and shape, sizes inferred from the shapes.
+to layers by order and shape (names decide where they carry the roles), sizes inferred
+from the shapes.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Sequence
 
 import torch
@@ -132,15 +134,69 @@ def find_state_dict(checkpoint: object) -> dict[str, Tensor]:
     )
 
 
+BN_ROLES = ("weight", "bias", "running_mean", "running_var")
+
+
 def dcgan_from_state_dict(state: dict[str, Tensor]) -> DCGANGenerator:
     """Build a :class:`DCGANGenerator` from ``state`` by tensor order and shape.
 
     Each 4-D tensor (in, out, 4, 4) is a transposed convolution; the 1-D tensors after
     it (scalars such as ``num_batches_tracked`` skipped) are, by count: 0 none,
-    1 a conv bias, 4 BatchNorm (weight, bias, running mean, running var), 5 both.
-    Raises ValueError naming the first key that does not fit.
+    1 a conv bias, 4 BatchNorm (weight, bias, running mean, running var), 5 both; where
+    their names end in those roles (``.bias`` of the convolution's own module, the
+    BatchNorm's ``.weight`` ... ``.running_var``) the names decide, else their order.
+    Tensors are taken in the state dict's order; if that does not fit, in the natural
+    order of their modules' names (``main.2`` before ``main.10``, a module's 4-D weight
+    first: a safetensors file stores its keys sorted). Raises ValueError naming the first
+    key that does not fit (in the given order).
     """
     items = [(k, v) for k, v in state.items() if v.ndim > 0]
+    try:
+        return _from_ordered(items)
+    except ValueError:
+        natural = sorted(
+            items, key=lambda kv: (_natural_key(_module(kv[0])), kv[1].ndim != 4, kv[0])
+        )
+        if natural == items:
+            raise
+        try:
+            return _from_ordered(natural)
+        except ValueError:
+            pass
+        return _from_ordered(items)  # raises the error of the given order
+
+
+def _natural_key(key: str) -> list[str | int]:
+    """``"main.10.weight"`` -> ["main.", 10, ".weight"]: numbers compare as numbers."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", key)]
+
+
+def _module(key: str) -> str:
+    return key.rsplit(".", 1)[0]
+
+
+def _roles(
+    conv_key: str, vectors: list[tuple[str, Tensor]], last: bool
+) -> tuple[Tensor | None, list[Tensor]]:
+    """(conv bias or None, BatchNorm (weight, bias, mean, var) or []) of a layer's vectors."""
+    n = len(vectors)
+    allowed = (0, 1) if last else (4, 5)
+    if n not in allowed:
+        raise ValueError(
+            f"{conv_key}: followed by {n} vectors; expected "
+            + ("0 or 1 (bias)" if last else "4 (BatchNorm) or 5 (bias + BatchNorm)")
+        )
+    own = [i for i, (k, _) in enumerate(vectors) if k == f"{_module(conv_key)}.bias"]
+    bias_at = own[0] if n in (1, 5) and own else (0 if n in (1, 5) else None)
+    bias = vectors[bias_at][1] if bias_at is not None else None
+    bn = [kv for i, kv in enumerate(vectors) if i != bias_at]
+    suffixes = [k.rsplit(".", 1)[-1] for k, _ in bn]
+    if sorted(suffixes) == sorted(BN_ROLES):
+        bn = [bn[suffixes.index(role)] for role in BN_ROLES]
+    return bias, [v for _, v in bn]
+
+
+def _from_ordered(items: list[tuple[str, Tensor]]) -> DCGANGenerator:
     groups: list[tuple[str, Tensor, list[tuple[str, Tensor]]]] = []
     for key, value in items:
         if value.ndim == 4:
@@ -162,22 +218,14 @@ def dcgan_from_state_dict(state: dict[str, Tensor]) -> DCGANGenerator:
         for vkey, v in vectors:
             if v.shape != (c_out,):
                 raise ValueError(f"{vkey}: expected shape ({c_out},), got {tuple(v.shape)}")
-        n = len(vectors)
-        allowed = (0, 1) if last else (0, 1, 4, 5)
-        if n not in allowed or (not last and n in (0, 1)):
-            raise ValueError(
-                f"{key}: followed by {n} vectors of size {c_out}; expected "
-                + ("0 or 1 (bias)" if last else "4 (BatchNorm) or 5 (bias + BatchNorm)")
-            )
-        has_bias = n in (1, 5)
-        conv_bias.append(has_bias)
+        bias, bn = _roles(key, vectors, last)
+        conv_bias.append(bias is not None)
         base = 3 * i
         mapped[f"main.{base}.weight"] = weight
-        if has_bias:
-            mapped[f"main.{base}.bias"] = vectors[0][1]
+        if bias is not None:
+            mapped[f"main.{base}.bias"] = bias
         if not last:
-            bn = [v for _, v in vectors[int(has_bias) :]]
-            for name, v in zip(("weight", "bias", "running_mean", "running_var"), bn, strict=True):
+            for name, v in zip(BN_ROLES, bn, strict=True):
                 mapped[f"main.{base + 1}.{name}"] = v
             widths.append(c_out)
         prev = c_out
@@ -193,11 +241,15 @@ def dcgan_from_state_dict(state: dict[str, Tensor]) -> DCGANGenerator:
 
 
 def random_dcgan_state(
-    latent_dim: int = 64, widths: Sequence[int] = (128, 64, 32), channels: int = 3, seed: int = 0
+    latent_dim: int = 64,
+    widths: Sequence[int] = (128, 64, 32),
+    channels: int = 3,
+    seed: int = 0,
+    conv_bias: Sequence[bool] | None = None,
 ) -> dict[str, Tensor]:
     """Seeded random DCGAN weights in the tutorial's ``main.{i}`` names (tests, benchmarks)."""
     g = torch.Generator().manual_seed(seed)
-    model = DCGANGenerator(latent_dim, channels, widths=widths)
+    model = DCGANGenerator(latent_dim, channels, widths=widths, conv_bias=conv_bias)
     state = {}
     for key, value in model.state_dict().items():
         if key.endswith("num_batches_tracked"):

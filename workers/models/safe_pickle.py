@@ -17,7 +17,8 @@ extended with a stand-in for the persistence reconstructor.)
 
 :func:`load_torch_file` reads ``torch.save`` checkpoints with torch's own
 ``weights_only`` unpickler, plus the few plain-data classes training scripts store
-next to the weights (:data:`CHECKPOINT_GLOBALS`).
+next to the weights (:data:`CHECKPOINT_GLOBALS`), and ``.safetensors`` files (recognised
+by their header, whatever their name) with the safetensors library.
 """
 
 from __future__ import annotations
@@ -159,12 +160,28 @@ def load_pickle(path: str | Path) -> Any:
 CHECKPOINT_GLOBALS: list[Any] = [argparse.Namespace]
 
 
+def is_safetensors(path: str | Path) -> bool:
+    """Whether ``path`` starts like a safetensors file: an 8-byte little-endian header
+    length that fits the file, then the header's JSON object."""
+    with Path(path).open("rb") as f:
+        head = f.read(9)
+        size = f.seek(0, 2)
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    return 2 <= int.from_bytes(head[:8], "little") <= size - 8
+
+
 def load_torch_file(path: str | Path) -> Any:
-    """``torch.load(path, weights_only=True)`` on CPU, also allowing :data:`CHECKPOINT_GLOBALS`.
+    """``torch.load(path, weights_only=True)`` on CPU, also allowing :data:`CHECKPOINT_GLOBALS`;
+    a safetensors file -> its flat dict of tensors (key order: the file's, i.e. sorted).
 
     Raises :class:`UnsafePickleError` naming the globals outside the allow-list (a whole
     pickled ``nn.Module``, say); nothing from the file runs.
     """
+    if is_safetensors(path):
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
     try:
         with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)

@@ -245,7 +245,9 @@ def from_nvidia_pickle(path: str | Path) -> StyleGAN2Generator:
 
 
 def load_stylegan2(path: str | Path) -> StyleGAN2Generator:
-    """Either format, by content: a pickle named ``.pkl``, else a ``torch.save`` file."""
+    """Either format: a pickle named ``.pkl``; else rosinality's checkpoint as a
+    ``torch.save`` file or as a safetensors file (by content, whatever its name) of
+    ``g_ema.*`` keys or the generator's keys alone, optionally with ``latent_avg``."""
     path = Path(path)
     if path.suffix == ".pkl":
         return from_nvidia_pickle(path)
@@ -255,10 +257,25 @@ def load_stylegan2(path: str | Path) -> StyleGAN2Generator:
         raise CheckpointError(str(exc)) from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: expected a dict, got {type(ckpt).__name__}")
+    if "g_ema" not in ckpt and any(str(k).startswith("g_ema.") for k in ckpt):
+        ckpt = _unflatten(ckpt)  # a flat file (safetensors): "g_ema.style.1.weight", ...
     state = ckpt.get("g_ema", ckpt)
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CheckpointError(
             f"{path}: no StyleGAN2 state dict (missing key 'g_ema'; keys: {sorted(ckpt)[:8]})"
         )
     w_avg = ckpt.get("latent_avg")
-    return from_rosinality(dict(state), w_avg if isinstance(w_avg, Tensor) else None)
+    state = {k: v for k, v in state.items() if k != "latent_avg"}  # flat: beside the weights
+    return from_rosinality(state, w_avg if isinstance(w_avg, Tensor) else None)
+
+
+def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    """{"g_ema.style.1.weight": t, "latent_avg": a} -> {"g_ema": {"style.1.weight": t},
+    "latent_avg": a}: rosinality's checkpoint from a flat tensor file."""
+    out: dict[str, Any] = {"g_ema": {}}
+    for key, value in flat.items():
+        if key.startswith("g_ema."):
+            out["g_ema"][key.removeprefix("g_ema.")] = value
+        else:
+            out[key] = value
+    return out

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from latentedit.errors import NotFound
 from latentedit.workers.models.dcgan import (
@@ -73,6 +74,27 @@ def test_dcgan_checkpoint_files_load_weights_only(tmp_path: Path) -> None:
     torch.save(generator, whole)  # the whole nn.Module: needs code from the file to rebuild
     with pytest.raises(ModelLoadError, match=r"it pickles .*DCGANGenerator.*state_dict\(\)"):
         load_model(parse_model_arg(f"whole=dcgan:{whole}"))
+
+
+def test_a_safetensors_dcgan_with_sorted_keys_loads_by_name(tmp_path: Path) -> None:
+    """A 64-px tutorial DCGAN with conv biases saved as safetensors: its keys come back
+    sorted (main.10 before main.3, BatchNorm's bias before its weight), and it renders as
+    the original does."""
+    bias = (True, False, False, True, True)
+    state = random_dcgan_state(latent_dim=48, widths=(64, 32, 16, 8), seed=3, conv_bias=bias)
+    reference = DCGANGenerator(48, 3, widths=(64, 32, 16, 8), conv_bias=bias).eval()
+    reference.load_state_dict(state)
+    path = tmp_path / "netG.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    keys = list(load_file(str(path)))
+    assert keys.index("main.12.weight") < keys.index("main.3.weight")
+    assert keys.index("main.1.bias") < keys.index("main.1.weight")
+    model = load_model(parse_model_arg(f"tutorial=dcgan:{path}"))
+    assert (model.info.resolution, model.info.z_dim) == (64, 48)
+    z = np.random.default_rng(0).standard_normal((3, 48)).astype(np.float32)
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(z))
+    torch.testing.assert_close(model.forward(torch.from_numpy(z)), expected, rtol=0, atol=0)
 
 
 def test_dcgan_layers_that_do_not_fit_name_the_key() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from latentedit.workers.models.contract import StyleGenerator, is_style
 from latentedit.workers.models.safe_pickle import UnsafePickleError, load_pickle
@@ -93,6 +94,25 @@ def test_rosinality_and_nvidia_files_render_identically(
     nv = nvidia_from_rosinality(state, w_avg)
     assert torch.equal(nv["synthesis.b8.conv0.weight"], state["convs.0.conv.weight"][0])
     assert torch.equal(nv["synthesis.b16.conv1.noise_const"], state["noises.noise_4"][0, 0])
+
+
+def test_a_flat_safetensors_checkpoint_renders_as_the_torch_file(
+    tmp_path: Path, small: tuple[dict[str, torch.Tensor], torch.Tensor]
+) -> None:
+    """rosinality's checkpoint flattened into a safetensors file (``g_ema.*`` keys, sorted,
+    and ``latent_avg``), under a name that says nothing of its format."""
+    state, w_avg = small
+    flat = {f"g_ema.{k}": v.contiguous() for k, v in state.items()} | {"latent_avg": w_avg}
+    path = tmp_path / "generator.weights"
+    save_file(flat, str(path))
+    st = load_stylegan2(path)
+    pt = load_stylegan2(write_rosinality(tmp_path / "g.pt", state, w_avg))
+    z = _z(3, 64)
+    with torch.no_grad():
+        a, b = st(z), pt(z)
+    assert a.std() > 0.1
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(st.w_avg, w_avg, rtol=0, atol=0)
 
 
 def test_nvidia_conv_clamp_is_applied(
