@@ -179,9 +179,13 @@ def load_torch_file(path: str | Path) -> Any:
     pickled ``nn.Module``, say); nothing from the file runs.
     """
     if is_safetensors(path):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except SafetensorError as exc:
+            raise ValueError(f"{path}: not a readable safetensors file: {exc}") from None
     try:
         with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)

@@ -95,6 +95,10 @@ def test_a_safetensors_dcgan_with_sorted_keys_loads_by_name(tmp_path: Path) -> N
     with torch.no_grad():
         expected = reference(torch.from_numpy(z))
     torch.testing.assert_close(model.forward(torch.from_numpy(z)), expected, rtol=0, atol=0)
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(path.read_bytes()[:-100])  # a truncated download
+    with pytest.raises(ModelLoadError, match=r"cut\.safetensors: not a readable safetensors file"):
+        load_model(parse_model_arg(f"cut=dcgan:{cut}"))
 
 
 def test_dcgan_layers_that_do_not_fit_name_the_key() -> None:
