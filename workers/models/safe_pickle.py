@@ -139,9 +139,15 @@ class RestrictedUnpickler(pickle.Unpickler):
             return found
         if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
             return getattr(torch, name)
+        hint = (
+            "; this is a TensorFlow StyleGAN pickle: convert it first (NVIDIA's "
+            "stylegan2-ada-pytorch legacy.py, or rosinality's convert_weight.py)"
+            if module.startswith("dnnlib.tflib")
+            else ""
+        )
         raise UnsafePickleError(
             f"refusing to load global {module}.{name}: not on the allow-list of tensor "
-            "and NVIDIA persistence reconstructors (nothing from the file was executed)"
+            f"and NVIDIA persistence reconstructors (nothing from the file was executed){hint}"
         )
 
     def persistent_load(self, pid: Any) -> Any:

@@ -162,6 +162,16 @@ def test_a_pickle_that_runs_code_is_refused(
     assert not marker.exists()
 
 
+def test_a_tensorflow_stylegan_pickle_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    """The original StyleGAN2 release pickles dnnlib.tflib networks: refused, with the
+    converters that turn it into a checkpoint this loader reads."""
+    path = tmp_path / "stylegan2-ffhq-config-f.pkl"
+    # one dnnlib.tflib.network.Network object (TF pickles hold a tuple (G, D, Gs) of them)
+    path.write_bytes(b"\x80\x02cdnnlib.tflib.network\nNetwork\n)\x81}b.")
+    with pytest.raises(UnsafePickleError, match=r"TensorFlow StyleGAN pickle: convert it"):
+        load_stylegan2(path)
+
+
 def test_the_persistence_source_is_never_executed(
     tmp_path: Path, small: tuple[dict[str, torch.Tensor], torch.Tensor]
 ) -> None:
