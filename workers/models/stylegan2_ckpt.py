@@ -161,6 +161,11 @@ def rosinality_from_nvidia(state: dict[str, Tensor]) -> tuple[dict[str, Tensor],
     """NVIDIA G_ema tensors (flat names) -> (rosinality g_ema state, w_avg)."""
     if any(k.startswith("mapping.embed") for k in state):
         raise CheckpointError("mapping.embed: class-conditional generators are not supported")
+    if any(k.startswith(("synthesis.input.", "synthesis.L0_")) for k in state):
+        raise CheckpointError(
+            "synthesis.input / synthesis.L*_: a StyleGAN3 generator; only StyleGAN2 / "
+            "StyleGAN2-ADA ('skip' synthesis, synthesis.b4 ...) is supported"
+        )
     if any(re.fullmatch(r"synthesis\.b\d+\.skip\.weight", k) for k in state):
         raise CheckpointError("synthesis.b*.skip: 'resnet' generators are not supported")
     keys = list(state)

@@ -172,6 +172,23 @@ def test_a_tensorflow_stylegan_pickle_is_refused_with_what_to_do(tmp_path: Path)
         load_stylegan2(path)
 
 
+@pytest.mark.parametrize(
+    ("extra_key", "message"),
+    [
+        ("mapping.embed.weight", "class-conditional"),
+        ("synthesis.b8.skip.weight", "'resnet' generators"),
+        ("synthesis.L0_36_512.affine.weight", "a StyleGAN3 generator"),
+    ],
+)
+def test_nvidia_generators_this_loader_cannot_render_are_named(
+    small: tuple[dict[str, torch.Tensor], torch.Tensor], extra_key: str, message: str
+) -> None:
+    state, w_avg = small
+    nvidia = nvidia_from_rosinality(state, w_avg) | {extra_key: torch.zeros(1)}
+    with pytest.raises(CheckpointError, match=message):
+        rosinality_from_nvidia(nvidia)
+
+
 def test_the_persistence_source_is_never_executed(
     tmp_path: Path, small: tuple[dict[str, torch.Tensor], torch.Tensor]
 ) -> None:
