@@ -89,7 +89,7 @@ DEFAULT_TARGET_PSNR = 30.0
 TUNING_TTL_S = 7 * 24 * 3600
 DEFAULT_STEPS = {
     "optimize": 400,
-    "encoder": 0,
+    "encoder": inv.FeedbackConfig.polish_steps,  # after the feedback passes
     "hybrid": 200,
     "extended": 300,
     "tune": 300,

@@ -160,6 +160,34 @@ def test_encoder_feedback_improves_on_one_pass_and_never_loses(
     torch.testing.assert_close(inv.psnr(gen(z), x), p, atol=1e-3, rtol=0)
 
 
+def test_the_encoder_method_polishes_its_best_code_within_its_step_budget(
+    gen: DCGANGenerator, encoder: Encoder
+) -> None:
+    """After the feedback passes, the call's step budget optimises from the best code; the
+    better of the two is returned."""
+    _, x = samples(gen, 8, seed=99)
+    res = inv.invert("encoder", gen, x, inv.InvertConfig(steps=3), encoder=encoder)
+    assert [[(t[0], t[2]) for t in trail] for trail in res.trail] == [
+        [("encoder", 0), ("encoder", 3)]
+    ] * 8
+    assert res.methods == ["encoder"] * 8 and res.steps.tolist() == [3] * 8
+    passes = np.array([trail[0][1] for trail in res.trail])
+    polished = np.array([trail[1][1] for trail in res.trail])
+    log.info("encoder passes %.2f dB, polished %.2f dB", passes.mean(), polished.mean())
+    assert polished.mean() > passes.mean() + 0.1
+    assert (res.psnr >= np.maximum(passes, polished) - 0.25).all()  # uint8 vs float PSNR
+
+
+def test_hybrid_starts_from_the_encoders_feedback_passes(
+    gen: DCGANGenerator, encoder: Encoder
+) -> None:
+    _, x = samples(gen, 4, seed=100)
+    _, fed = inv.encode_feedback(gen, encoder, x, inv.FeedbackConfig())
+    res = inv.invert("hybrid", gen, x, inv.InvertConfig(steps=4), encoder=encoder)
+    start = np.array([trail[0][1] for trail in res.trail])
+    np.testing.assert_allclose(start, fed.numpy(), atol=1e-3)
+
+
 def test_domain_regulariser_keeps_codes_closer_to_the_encoder(
     gen: DCGANGenerator, encoder: Encoder
 ) -> None:

@@ -70,7 +70,8 @@ class ExtendedConfig:
 
 @dataclass(frozen=True)
 class FeedbackConfig:
-    """Feedback passes after the encoder's first guess (no gradients, no loss).
+    """The ``encoder`` method: feedback passes after the encoder's first guess (no
+    gradients), then a short polish of the best iterate by latent optimisation.
 
     z_0 = E(x); z_{k+1} = z_k + damping * (E(x) - E(G(z_k))). Where E(G(z)) = z + b(z)
     with a slowly varying bias b, the update cancels the bias at the target. Each pass
@@ -78,10 +79,18 @@ class FeedbackConfig:
     so it never does worse than one pass. Shipped dcgan-faces encoder on held-out samples (three
     sets of 32–64): one pass 22.0 dB; 4 passes at 0.5 +2.6 dB; 8 passes at 0.4 +2.9 dB (12: +0.05
     more at 1.5x the time).
+
+    The call's step budget (``polish_steps`` by default: the worker's default for the
+    method) then runs Adam on z (one forward and backward per step, ``polish_lr``) from the
+    best iterate, where the passes level off; the better code is kept. On four sets of 16
+    held-out faces, in-process, 2 cores: 8 passes 24.1–24.9 dB in 19–30 ms per image;
+    4 passes (at 0.4) + 3 steps at 0.03 25.2–26.0 dB in 23–27 ms (3 steps at 0.05: 0.1 dB less).
     """
 
-    passes: int = 8
+    passes: int = 4
     damping: float = 0.4
+    polish_steps: int = 3
+    polish_lr: float = 0.03
 
 
 def target_features(features: Features | None, targets: Tensor) -> list[Tensor] | None:
