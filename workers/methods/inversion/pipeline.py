@@ -75,7 +75,8 @@ class InvertConfig:
     extended_gap_db: float = 6.0
     progress_every: int = 10
     # feedback passes of ``encoder`` and ``hybrid``'s start (a few passes cost about one
-    # optimiser step: hybrid on 6 sets of 16 held-out faces 33.57-34.75 -> 33.98-34.92 dB);
+    # optimiser step; with 4 passes, hybrid on 6 sets of 16 held-out faces 33.57-34.75 ->
+    # 33.98-34.92 dB);
     # the pivots of ``tune``, ``extended`` and ``auto`` start from one pass, E(x), as
     # In-Domain inversion does (photos far from the generator's faces)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)

@@ -83,11 +83,13 @@ class FeedbackConfig:
     The call's step budget (``polish_steps`` by default: the worker's default for the
     method) then runs Adam on z (one forward and backward per step, ``polish_lr``) from the
     best iterate, where the passes level off; the better code is kept. On four sets of 16
-    held-out faces, in-process, 2 cores: 8 passes 24.1–24.9 dB in 19–30 ms per image;
-    4 passes (at 0.4) + 3 steps at 0.03 25.2–26.0 dB in 23–27 ms (3 steps at 0.05: 0.1 dB less).
+    held-out faces, in-process, 2 cores: 8 passes 24.1–24.9 dB; 4 passes (at 0.4) + 3 steps
+    at 0.03 25.2–26.0 dB (3 steps at 0.05: 0.1 dB less). Time per image of a batch of 16
+    (seeds 50000–50015, medians of 10 runs alternating): 8 passes 26.5 ms, 24.89 dB; 4 + 3
+    27.4 ms, 25.75 dB; 3 + 3 25.5 ms, 25.62 dB; 4 + 2 25.3 ms, 25.42 dB; 2 + 3 22.9 ms, 25.29 dB.
     """
 
-    passes: int = 4
+    passes: int = 3
     damping: float = 0.4
     polish_steps: int = 3
     polish_lr: float = 0.03
