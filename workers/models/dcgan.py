@@ -153,7 +153,7 @@ def dcgan_from_state_dict(state: dict[str, Tensor]) -> DCGANGenerator:
     items = [(k, v) for k, v in state.items() if v.ndim > 0]
     try:
         return _from_ordered(items)
-    except ValueError:
+    except ValueError as given:
         natural = sorted(
             items, key=lambda kv: (_natural_key(_module(kv[0])), kv[1].ndim != 4, kv[0])
         )
@@ -162,8 +162,7 @@ def dcgan_from_state_dict(state: dict[str, Tensor]) -> DCGANGenerator:
         try:
             return _from_ordered(natural)
         except ValueError:
-            pass
-        return _from_ordered(items)  # raises the error of the given order
+            raise given from None
 
 
 def _natural_key(key: str) -> list[str | int]:
@@ -186,9 +185,11 @@ def _roles(
             f"{conv_key}: followed by {n} vectors; expected "
             + ("0 or 1 (bias)" if last else "4 (BatchNorm) or 5 (bias + BatchNorm)")
         )
-    own = [i for i, (k, _) in enumerate(vectors) if k == f"{_module(conv_key)}.bias"]
-    bias_at = own[0] if n in (1, 5) and own else (0 if n in (1, 5) else None)
-    bias = vectors[bias_at][1] if bias_at is not None else None
+    bias_at, bias = None, None
+    if n in (1, 5):  # the conv's own ``.bias`` by name, else the first vector
+        own = [i for i, (k, _) in enumerate(vectors) if k == f"{_module(conv_key)}.bias"]
+        bias_at = own[0] if own else 0
+        bias = vectors[bias_at][1]
     bn = [kv for i, kv in enumerate(vectors) if i != bias_at]
     suffixes = [k.rsplit(".", 1)[-1] for k, _ in bn]
     if sorted(suffixes) == sorted(BN_ROLES):

@@ -74,11 +74,11 @@ class InvertConfig:
     retune_locality: float = 3.0
     extended_gap_db: float = 6.0
     progress_every: int = 10
-    # feedback passes of ``encoder`` and ``hybrid``'s start (a few passes cost about one
-    # optimiser step; with 4 passes, hybrid on 6 sets of 16 held-out faces 33.57-34.75 ->
-    # 33.98-34.92 dB);
-    # the pivots of ``tune``, ``extended`` and ``auto`` start from one pass, E(x), as
-    # In-Domain inversion does (photos far from the generator's faces)
+    # feedback passes: the ``encoder`` method's, and ``hybrid``'s start (a few passes cost
+    # about one optimiser step; with 4 passes, hybrid on 6 sets of 16 held-out faces went
+    # from 33.57-34.75 to 33.98-34.92 dB). The pivots of ``tune``, ``extended`` and ``auto``
+    # start from one pass, E(x), as In-Domain inversion does (photos lie far from the faces
+    # the encoder learnt).
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
 
 
