@@ -209,7 +209,10 @@ def test_pivotal_tuning_in_w_plus_reconstructs_photos_and_edits_them(sg: Client)
     assert (tuned.psnr >= plain.psnr + 1.5).all(), (plain.psnr, tuned.psnr)
     # the extras render the reconstruction; the pivot alone is another image
     again = sg.generate(NAME, latents=tuned, space="w+")
-    np.testing.assert_array_equal(pixels(again.images), pixels(tuned.reconstructions))
+    # (the tuning renders the delta in its batched forward, Generate from the tuned weights:
+    # the same sums in another order, so a pixel may round the other way: 1 of 6144 once)
+    off = np.abs(pixels(again.images).astype(int) - pixels(tuned.reconstructions))
+    assert off.max() <= 1 and (off > 0).mean() < 0.01, (off.max(), (off > 0).mean())
     pivot = sg.generate(NAME, latents=tuned.latents, space="w+")
     assert np.abs(pixels(pivot.images).astype(int) - pixels(again.images)).mean() > 5
     # edits of the tuned photos move them as the generator moves their pivots (the locality
