@@ -73,18 +73,26 @@ def test_matches_the_independent_implementation(
     assert (c - d).abs().max() <= 1e-4
 
 
-def test_rosinality_and_nvidia_files_render_identically(
+def test_rosinality_nvidia_and_safetensors_files_render_identically(
     tmp_path: Path, small: tuple[dict[str, torch.Tensor], torch.Tensor]
 ) -> None:
+    """The same weights as rosinality's .pt, NVIDIA's .pkl, and rosinality's tensors flat in
+    a safetensors file (``g_ema.*`` keys, sorted, and ``latent_avg``) under a name that says
+    nothing of its format."""
     state, w_avg = small
     pt = load_stylegan2(write_rosinality(tmp_path / "g.pt", state, w_avg))
     pkl = load_stylegan2(write_nvidia_pickle(tmp_path / "g.pkl", state, w_avg))
+    flat = {f"g_ema.{k}": v.contiguous() for k, v in state.items()} | {"latent_avg": w_avg}
+    save_file(flat, str(tmp_path / "generator.weights"))
+    st = load_stylegan2(tmp_path / "generator.weights")
     z = _z(3, 64)
     with torch.no_grad():
-        a, b = pt(z), pkl(z)
+        a, b, c = pt(z), pkl(z), st(z)
     assert a.std() > 0.1
     torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(a, c, rtol=0, atol=0)
     torch.testing.assert_close(pt.w_avg, pkl.w_avg, rtol=0, atol=0)
+    torch.testing.assert_close(st.w_avg, w_avg, rtol=0, atol=0)
     # The conversion round-trips exactly; NVIDIA's conv0 holds rosinality's up-conv kernel
     # as it is (both layouts flip TF's Conv0_up kernel when converting from TF).
     back, avg = rosinality_from_nvidia(nvidia_from_rosinality(state, w_avg))
@@ -94,25 +102,6 @@ def test_rosinality_and_nvidia_files_render_identically(
     nv = nvidia_from_rosinality(state, w_avg)
     assert torch.equal(nv["synthesis.b8.conv0.weight"], state["convs.0.conv.weight"][0])
     assert torch.equal(nv["synthesis.b16.conv1.noise_const"], state["noises.noise_4"][0, 0])
-
-
-def test_a_flat_safetensors_checkpoint_renders_as_the_torch_file(
-    tmp_path: Path, small: tuple[dict[str, torch.Tensor], torch.Tensor]
-) -> None:
-    """rosinality's checkpoint flattened into a safetensors file (``g_ema.*`` keys, sorted,
-    and ``latent_avg``), under a name that says nothing of its format."""
-    state, w_avg = small
-    flat = {f"g_ema.{k}": v.contiguous() for k, v in state.items()} | {"latent_avg": w_avg}
-    path = tmp_path / "generator.weights"
-    save_file(flat, str(path))
-    st = load_stylegan2(path)
-    pt = load_stylegan2(write_rosinality(tmp_path / "g.pt", state, w_avg))
-    z = _z(3, 64)
-    with torch.no_grad():
-        a, b = st(z), pt(z)
-    assert a.std() > 0.1
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
-    torch.testing.assert_close(st.w_avg, w_avg, rtol=0, atol=0)
 
 
 def test_nvidia_conv_clamp_is_applied(
