@@ -6,8 +6,8 @@ For each encoder file (default: the one the service would use, i.e. a trained fi
 ``$LATENTEDIT_HOME`` or else the shipped one), on generated faces x = G(z) from seeds that
 training never draws (``--seed``, default 2024; training draws from seed 0):
 
-- PSNR of one pass G(E(x)) and of the service's ``encoder`` method (8 feedback passes),
-  ms per image in a batch (rendering included);
+- PSNR of one pass G(E(x)) and of the service's ``encoder`` method (feedback passes, then
+  a few Adam steps: ``FeedbackConfig``), ms per image in a batch (rendering included);
 - where the codes lie: |E(x)| / sqrt(d) (the prior's shell is 1) and |E(x) - z|^2 / |z|^2;
 - editability: the relative edit error ||(G(c + a n) - G(c)) - (G(z + a n) - G(z))||^2 /
   ||G(z + a n) - G(z)||^2 of the predicted code c against the true z, over the top-k SeFa
@@ -71,21 +71,24 @@ def measure(model: LoadedModel, path: Path, args: argparse.Namespace) -> None:
     print(f"\n{path} ({path.stat().st_size / 1e6:.2f} MB)")
     print("  meta: " + ", ".join(f"{k}={v}" for k, v in meta.items()))
     z = torch.randn(args.n, d, generator=torch.Generator().manual_seed(args.seed))
+    cfg = inv.InvertConfig(steps=inv.FeedbackConfig.polish_steps)  # the worker's defaults
     with torch.no_grad():
         x = model.forward(z)
-        inv.encode_feedback(g, enc, x[:2])  # warm-up
         t0 = time.perf_counter()
         e1 = inv.encode(enc, x)
         p1 = psnr(model.forward(e1), x)
         t_one = (time.perf_counter() - t0) / args.n * 1e3
-        t0 = time.perf_counter()
-        zf, pf = inv.encode_feedback(g, enc, x)
-        t_fb = (time.perf_counter() - t0) / args.n * 1e3
+    inv.invert("encoder", g, x[:2], cfg, encoder=enc)  # warm-up
+    t0 = time.perf_counter()
+    zf = torch.from_numpy(inv.invert("encoder", g, x, cfg, encoder=enc).latents)
+    t_fb = (time.perf_counter() - t0) / args.n * 1e3
+    with torch.no_grad():
+        pf = psnr(model.forward(zf), x)
     dirs_np, _ = sefa(model.first_projection().numpy(), args.top_k)
     dirs = torch.from_numpy(dirs_np).float()
     root_d = d**0.5
     print(f"  held-out generated faces: n={args.n}, seed {args.seed}")
-    for name, codes, p, ms in (("one pass", e1, p1, t_one), ("encoder (feedback)", zf, pf, t_fb)):
+    for name, codes, p, ms in (("one pass", e1, p1, t_one), ("encoder method", zf, pf, t_fb)):
         err = edit_error(model, codes, z, dirs, args.alpha)
         shell = (codes.norm(dim=1) / root_d).numpy()
         lat = ((codes - z).square().sum(1) / z.square().sum(1)).numpy()
