@@ -44,11 +44,14 @@ def image_format(name: str) -> pb.ImageFormat:
 
 
 def latents_array(latents: Any, field: str = "latents") -> np.ndarray:
-    """Codes as float32 (N, d): an array-like, or any SDK result holding codes (Generated,
-    Edited / ConditionallyEdited (N, K, d) -> (N*K, d), Inverted)."""
-    if isinstance(latents, Generated | Edited | Inverted):
+    """Codes as float32 (N, d), or (N, L, d) in w+: an array-like, or any SDK result holding
+    codes (Generated, Inverted as they are; Edited / ConditionallyEdited (N, K, ...) ->
+    (N*K, ...), every frame of the sweep one code)."""
+    if isinstance(latents, Edited):
         z = np.asarray(latents.latents, np.float32)
-        return z.reshape(-1, z.shape[-1]) if z.ndim == 3 else z
+        return z.reshape(-1, *z.shape[2:])
+    if isinstance(latents, Generated | Inverted):
+        return np.asarray(latents.latents, np.float32)
     if latents is None or isinstance(latents, str | bytes | bytearray):
         raise InvalidArgument(f"{field}: expected numbers (N, d), got {type(latents).__name__}")
     try:

@@ -93,6 +93,8 @@ def test_generate_in_every_space(sg: Client) -> None:
     )
     again = sg.generate(NAME, latents=wp.latents.reshape(2, -1), space="w+")  # flattened w+
     np.testing.assert_array_equal(pixels(again.images), pixels(wp.images))
+    whole = sg.generate(NAME, latents=wp, space="w+")  # the result object itself
+    np.testing.assert_array_equal(pixels(whole.images), pixels(wp.images))
     t = sg.generate(NAME, seeds=[1, 2], space="w", truncation_psi=0.0)
     np.testing.assert_allclose(t.latents[0], t.latents[1], atol=1e-6)  # all at w_avg
     raises(lambda: sg.generate(NAME, seeds=[1], space="z", truncation_psi=0.5), "truncation_psi")
@@ -117,6 +119,10 @@ def test_discover_edit_conditional_in_w_and_w_plus(sg: Client) -> None:
     moved = np.linalg.norm(out.latents - wp[:, None], axis=3).max(axis=(0, 1))
     np.testing.assert_allclose(moved, [3, 3, 0, 0, 0, 0, 0, 0], atol=1e-4)  # layers 0-1
     assert not np.array_equal(pixels(out.images[0][:1]), pixels(out.images[0][2:]))
+    frames = sg.generate(NAME, latents=out, space="w+")  # an Edited: every frame one code
+    np.testing.assert_array_equal(
+        pixels(frames.images), pixels([im for row in out.images for im in row])
+    )
     # a term's own layer range; an absolute term per layer
     one = sg.edit(NAME, wp, [("gs_00", 2.0, "relative", "4-5")], space="w+")
     moved = np.linalg.norm(one.latents[:, 0] - wp, axis=2).max(axis=0)
