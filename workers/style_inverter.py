@@ -1,9 +1,10 @@
 """Invert jobs that ask for w or w+ codes (style generators): optimisation from w_avg
 ("optimize"), the model's W encoder in one pass ("encoder") or as the projection's start
-("hybrid", :mod:`.methods.style_encoding`), or pivotal tuning around a projected pivot
-("tune", :mod:`.methods.style_tuning`).
+("hybrid", :mod:`.methods.style_encoding`), pivotal tuning around a projected pivot
+("tune", :mod:`.methods.style_tuning`), or the projection then tuning where the target
+PSNR needs it, within an edit-error bound ("auto", :mod:`.methods.style_auto`).
 
-Jobs of one space, method, step budget and target run as one batch (per-image losses are
+Jobs of one space, method, step budget, target and bound run as one batch (per-image losses are
 independent, so batching changes nothing but speed); each job gets its own result, PSNR and
 SSIM measured on the uint8 reconstruction against the preprocessed target, as for z (and,
 with ``report_edit_error``, the relative edit error along the model's top SeFa directions in
@@ -34,6 +35,7 @@ from latentedit.v1 import jobs_pb2
 from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.validate import Limits
 from latentedit.workers.inverter import (
+    DEFAULT_TARGET_PSNR,
     edit_directions,
     render_extras,
     require_encoder,
@@ -47,6 +49,7 @@ from latentedit.workers.methods.inversion.metrics import psnr_uint8
 from latentedit.workers.methods.inversion.optim import blocking
 from latentedit.workers.methods.inversion.session import Session
 from latentedit.workers.methods.preprocess import Crop, preprocess
+from latentedit.workers.methods.style_auto import auto_style_steps
 from latentedit.workers.methods.style_encoding import ENCODER_METHODS, with_encoder
 from latentedit.workers.methods.style_projection import DEFAULT_STEPS, project_steps
 from latentedit.workers.methods.style_tuning import edit_error, tune_style_steps
@@ -87,8 +90,24 @@ def _targets(
     return np.stack(pixels), crops
 
 
-def _steps_function(method: str, encoder: Encoder | None) -> Callable[..., Any]:
-    """The step generator of a W / W+ method (encoder methods bound to ``encoder``)."""
+def _steps_function(
+    method: str,
+    encoder: Encoder | None,
+    model: LoadedModel,
+    space: str,
+    target: float,
+    bound: float,
+) -> Callable[..., Any]:
+    """The step generator of a W / W+ method (encoder methods bound to ``encoder``; ``auto``
+    to the target PSNR (dB), the edit-error bound and the measure's directions)."""
+    if method == "auto":
+        return partial(
+            auto_style_steps,
+            target_psnr=target,
+            max_edit_error=bound,
+            directions=edit_directions(model, space),
+            encoder=encoder,
+        )
     if method in ENCODER_METHODS:
         if encoder is None:
             raise RuntimeError(f"{method!r} without an encoder (check() refuses it)")
@@ -152,17 +171,21 @@ async def run_style_inversions(
     loop = asyncio.get_running_loop()
     gave_up = {job.id: threading.Event() for job in jobs}
     results: dict[str, jobs_pb2.JobResult | LatentEditError] = {}
-    groups: dict[tuple[str, str, int, float], list[jobs_pb2.Job]] = {}
+    groups: dict[tuple[str, str, int, float, float], list[jobs_pb2.Job]] = {}
     for job in jobs:
         space = validate_spaces.space(job.invert.space, spaces_of(model))
         method = job.invert.method or "optimize"
         steps = job.invert.steps or DEFAULT_STEPS[space]
-        groups.setdefault((space, method, steps, job.invert.target_psnr), []).append(job)
+        target, bound = job.invert.target_psnr, math.inf
+        if method == "auto":
+            target = target or DEFAULT_TARGET_PSNR
+            bound = job.invert.max_edit_error or inv.DEFAULT_MAX_EDIT_ERROR
+        groups.setdefault((space, method, steps, target, bound), []).append(job)
     watcher = (
         None if redis is None else asyncio.create_task(watch_cancel(redis, [*gave_up.items()]))
     )
     try:
-        for (space, method, steps, target), group in groups.items():
+        for (space, method, steps, target, bound), group in groups.items():
             members, prepared = [], []
             for j in group:  # an image that does not decode fails its own job only
                 try:
@@ -183,7 +206,7 @@ async def run_style_inversions(
 
             targets = from_uint8(pixels, model.device)
             args = (model, targets, space, steps, seed, progress, stop)
-            steps_fn = _steps_function(method, encoder)
+            steps_fn = _steps_function(method, encoder, model, space, target, bound)
             if session is None:
                 out = await asyncio.to_thread(blocking(steps_fn), *args)
             else:
@@ -197,12 +220,13 @@ async def run_style_inversions(
             deltas = getattr(out, "deltas", None) or [None] * len(pixels)
             recon = await asyncio.to_thread(render_extras, model, out.codes, None, deltas, space)
             ids, sizes = [], []
-            if method == "tune":
+            if any(d is not None for d in deltas):
                 if redis is None:
                     raise RuntimeError("tuned inversions need Redis to keep their deltas")
                 ids, sizes = await store_deltas(redis, model.name, deltas)
-            errors = np.zeros(len(pixels))
-            if any(j.invert.report_edit_error for j in members):
+            errors = getattr(out, "edit_error", np.zeros(len(pixels)))
+            methods = getattr(out, "methods", [method] * len(pixels))
+            if method != "auto" and any(j.invert.report_edit_error for j in members):
                 directions = edit_directions(model, space)
                 errors = await asyncio.to_thread(
                     edit_error, model, out.codes, space, deltas, directions
@@ -235,11 +259,15 @@ async def run_style_inversions(
                         steps=out.steps,
                         seconds=seconds,
                         method=method,
-                        methods=[method] * len(p),
+                        methods=methods[sl],
                         crops=[pb.CropBox(left=c.left, top=c.top, size=c.size) for c in crops],
                         extras=pb.CodeExtras(tuning_ids=ids[sl]),
                         tuning_bytes=sizes[sl],
-                        edit_error=errors[sl].tolist() if job.invert.report_edit_error else [],
+                        edit_error=(
+                            errors[sl].tolist()
+                            if job.invert.report_edit_error or method == "auto"
+                            else []
+                        ),
                         code_psnr=code_psnr[sl].tolist(),
                     ),
                 )

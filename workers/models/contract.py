@@ -169,12 +169,13 @@ def invert_methods(generator: object) -> tuple[str, ...]:
 def w_invert_methods(generator: object) -> tuple[str, ...]:
     """The invert methods of spaces w / w+: projection ("optimize"), the model's W encoder
     alone or as the projection's start ("encoder", "hybrid"; FAILED_PRECONDITION until
-    ``latentedit train-encoder NAME --space w`` has run), and pivotal tuning ("tune") where
-    the synthesis network has layers tuning can change."""
+    ``latentedit train-encoder NAME --space w`` has run), pivotal tuning ("tune") where
+    the synthesis network has layers tuning can change, and "auto" (the projection, then
+    tuning where the target PSNR needs it and the model has it)."""
     from latentedit.workers.methods.inversion.tuning import tunable_parameters
 
     if not getattr(getattr(generator, "info", None), "w_dim", 0):
         return ()
     tunable = isinstance(generator, nn.Module) and bool(tunable_parameters(generator))
     methods = ("optimize", "encoder", "hybrid")
-    return (*methods, "tune") if tunable else methods
+    return (*methods, "tune", "auto") if tunable else (*methods, "auto")

@@ -277,7 +277,7 @@ async def test_invert_in_w_plus_recovers_generated_images(
     err(
         await run(
             runner,
-            invert=pb.InvertRequest(model=NAME, images=images, space="w", method="auto"),
+            invert=pb.InvertRequest(model=NAME, images=images, space="w", method="extended"),
         ),
         "inverts to z codes",
     )
