@@ -114,6 +114,7 @@ class Discovery:
                     preprocess(
                         decode_image(img, self.limits.max_pixels, f"images[{i}]"),
                         model.spec.resolution,
+                        model.info.channels,
                     )[0]
                     for i, img in enumerate(req.images.images)
                 ]

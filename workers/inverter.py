@@ -185,7 +185,9 @@ class Inverter:
         targets, crops = [], []
         for i, image in enumerate(req.images):
             target, crop = preprocess(
-                decode_image(image, self.limits.max_pixels, f"images[{i}]"), model.spec.resolution
+                decode_image(image, self.limits.max_pixels, f"images[{i}]"),
+                model.spec.resolution,
+                model.info.channels,
             )
             targets.append(target)
             crops.append(crop)

@@ -83,7 +83,9 @@ def _targets(
     pixels, crops = [], []
     for i, image in enumerate(req.images):
         p, crop = preprocess(
-            decode_image(image, limits.max_pixels, f"images[{i}]"), model.spec.resolution
+            decode_image(image, limits.max_pixels, f"images[{i}]"),
+            model.spec.resolution,
+            model.info.channels,
         )
         pixels.append(p)
         crops.append(crop)

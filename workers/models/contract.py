@@ -34,7 +34,9 @@ class GeneratorInfo:
 
     Attributes:
         resolution: output side in pixels.
-        channels: image channels (3: RGB).
+        channels: the checkpoint's image channels: 3 (RGB) or 1 (grey; the generator
+            puts its channel in R, G and B (:func:`as_rgb`), so every image the service
+            renders, scores or inverts is RGB).
         z_dim: size of z (``ModelInfo.latent_dim``).
         w_dim: size of w; 0 = the model has no W space.
         num_ws: number of style inputs (w+ is (num_ws, w_dim)); 0 = no W+.
@@ -127,6 +129,16 @@ class StyleGenerator(Generator, Protocol):
     def synthesis(self, ws: Tensor) -> Tensor:
         """w+ (N, num_ws, w_dim) -> images (N, C, H, W) in [-1, 1]."""
         ...
+
+
+#: the image channels a checkpoint may have (:attr:`GeneratorInfo.channels`)
+SERVED_CHANNELS = (1, 3)
+
+
+def as_rgb(image: Tensor) -> Tensor:
+    """A generator's output (N, C, R, R) as RGB: a grey image (C = 1) in all three channels
+    (a copy, (N, 3, R, R)); RGB as it is."""
+    return image.repeat(1, 3, 1, 1) if image.shape[1] == 1 else image
 
 
 def is_style(generator: object) -> bool:

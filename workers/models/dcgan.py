@@ -20,17 +20,18 @@ from torch import Tensor, nn
 from latentedit.workers.models.contract import (
     DISCOVER_REQUIRES,
     GeneratorInfo,
+    as_rgb,
     invert_methods,
     supported_methods,
 )
 
 
 class DCGANGenerator(nn.Module):
-    """z (N, latent_dim) -> image (N, channels, R, R) in [-1, 1], R = 4 * 2^(len(widths) - 1).
+    """z (N, latent_dim) -> RGB image (N, 3, R, R) in [-1, 1], R = 4 * 2^(len(widths) - 1).
 
     Args:
         latent_dim: size of z.
-        channels: image channels (3 for RGB).
+        channels: image channels: 3 (RGB) or 1 (grey, rendered in R, G and B).
         width: ``ngf``; with ``widths`` unset, layers use 8/4/2/1 x width (64 px).
         widths: feature maps of each hidden layer, first (4x4) to last; overrides ``width``.
         conv_bias: which transposed convolutions have a bias (default: none).
@@ -85,9 +86,9 @@ class DCGANGenerator(nn.Module):
         return out
 
     def tail(self, h: Tensor) -> Tensor:
-        """First feature map (N, widths[0], 4, 4) -> image (N, channels, R, R) in [-1, 1]."""
+        """First feature map (N, widths[0], 4, 4) -> RGB image (N, 3, R, R) in [-1, 1]."""
         out: Tensor = self.main[1:](h)
-        return out
+        return as_rgb(out)
 
     def forward(self, z: Tensor) -> Tensor:
         return self.tail(self.head(z))

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from latentedit.errors import Unavailable
-from latentedit.workers.models.contract import GeneratorInfo, is_style
+from latentedit.workers.models.contract import SERVED_CHANNELS, GeneratorInfo, is_style
 from latentedit.workers.models.dcgan import dcgan_from_state_dict, find_state_dict
 from latentedit.workers.models.registry import ARCHITECTURES, ModelSpec, PackagedWeights
 from latentedit.workers.models.safe_pickle import load_torch_file
@@ -203,6 +203,11 @@ def load_model(
     info: GeneratorInfo = generator.info
     info = dataclasses.replace(info, version=digest, truncation_psi=spec.truncation_psi)
     generator.info = info
+    if info.channels not in SERVED_CHANNELS:
+        raise ModelLoadError(
+            f"model {spec.name}: the checkpoint makes {info.channels}-channel images; the "
+            f"service serves {' or '.join(map(str, SERVED_CHANNELS))} (grey or RGB)"
+        )
     if spec.truncation_psi != 1.0 and not is_style(generator):
         raise ModelLoadError(f"model {spec.name}: truncation_psi needs a style generator")
     generator.eval().requires_grad_(False).to(torch_device, torch_dtype)

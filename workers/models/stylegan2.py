@@ -34,6 +34,7 @@ from latentedit.workers.models.contract import (
     DISCOVER_REQUIRES,
     STYLE_SPACES,
     GeneratorInfo,
+    as_rgb,
     invert_methods,
     supported_methods,
     w_invert_methods,
@@ -383,7 +384,8 @@ class StyleGAN2Generator(nn.Module):
         return self.conv1(x, ws[:, 0], self.noises.get(0))
 
     def tail(self, h: Tensor, ws: Tensor | None = None) -> Tensor:
-        """First feature map (N, C4, 4, 4) + w+ (N, num_ws, w_dim) -> image (N, C, R, R)."""
+        """First feature map (N, C4, 4, 4) + w+ (N, num_ws, w_dim) -> RGB image (N, 3, R, R)
+        (a grey checkpoint's channel in all three)."""
         if ws is None:
             raise ValueError("StyleGAN2's tail needs the w+ code as well: tail(h, ws)")
         self._check_ws(ws)
@@ -394,10 +396,10 @@ class StyleGAN2Generator(nn.Module):
             x = up(x, ws[:, 2 * k + 1], self.noises.get(2 * k + 1))
             x = conv(x, ws[:, 2 * k + 2], self.noises.get(2 * k + 2))
             skip = to_rgb(x, ws[:, 2 * k + 3], skip)
-        return skip
+        return as_rgb(skip)
 
     def synthesis(self, ws: Tensor) -> Tensor:
-        """w+ (N, num_ws, w_dim) -> image (N, C, R, R)."""
+        """w+ (N, num_ws, w_dim) -> RGB image (N, 3, R, R)."""
         return self.tail(self.head(ws), ws)
 
     def forward(self, z: Tensor) -> Tensor:

@@ -101,6 +101,40 @@ def test_a_safetensors_dcgan_with_sorted_keys_loads_by_name(tmp_path: Path) -> N
         load_model(parse_model_arg(f"cut=dcgan:{cut}"))
 
 
+def test_a_grey_dcgan_renders_its_channel_in_rgb_and_inverts_grey_targets(
+    tmp_path: Path,
+) -> None:
+    """A 1-channel checkpoint (MNIST-style) serves: its images are RGB with R = G = B =
+    the checkpoint's own output; a colour target becomes grey (luma) for it. Other channel
+    counts are refused at load time, naming what is served."""
+    from latentedit.workers.methods.preprocess import preprocess
+
+    state = random_dcgan_state(latent_dim=100, widths=(128, 64, 32), channels=1, seed=4)
+    path = tmp_path / "mnist_netG.pt"
+    torch.save({"generator": _renamed(state)}, path)
+    model = load_model(parse_model_arg(f"digits=dcgan:{path}"))
+    assert (model.info.channels, model.info.resolution) == (1, 32)
+    plain = torch.nn.Sequential(*DCGANGenerator(100, 1, widths=(128, 64, 32)).main).eval()
+    plain.load_state_dict({k.removeprefix("main."): v for k, v in state.items()})
+    z = np.random.default_rng(1).standard_normal((2, 100)).astype(np.float32)
+    with torch.no_grad():
+        grey = plain(torch.from_numpy(z)[:, :, None, None])
+    out = model.forward(torch.from_numpy(z))
+    assert out.shape == (2, 3, 32, 32)
+    for c in range(3):
+        torch.testing.assert_close(out[:, c : c + 1], grey, rtol=0, atol=0)
+    pixels = model.render(z)
+    assert pixels.shape == (2, 32, 32, 3) and (pixels == pixels[..., :1]).all()
+    colour = np.zeros((40, 40, 3), np.uint8)
+    colour[..., 0] = 200  # red: luma 0.299 * 200 = 60
+    target, _ = preprocess(colour, 32, channels=1)
+    assert target.shape == (32, 32, 3) and (target == 60).all()
+    rgba = random_dcgan_state(latent_dim=16, widths=(32, 16), channels=4, seed=5)
+    torch.save(rgba, tmp_path / "rgba.pt")
+    with pytest.raises(ModelLoadError, match="4-channel images; the service serves 1 or 3"):
+        load_model(parse_model_arg(f"rgba=dcgan:{tmp_path / 'rgba.pt'}"))
+
+
 def test_dcgan_layers_that_do_not_fit_name_the_key() -> None:
     state = random_dcgan_state(latent_dim=16, widths=(32, 16), seed=0)
     bad = dict(state)
