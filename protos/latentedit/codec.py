@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 from PIL import Image as PILImage
+from PIL import ImageOps
 
 from latentedit.errors import InvalidArgument, clip
 from latentedit.v1 import latentedit_pb2 as pb
@@ -142,8 +143,29 @@ def probe_image(msg: pb.Image, max_pixels: int, field: str = "image") -> tuple[i
     return w, h
 
 
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I")  # Pillow's modes of a 16-bit grey PNG
+
+
+def pil_to_rgb(img: PILImage.Image) -> np.ndarray:
+    """A decoded picture as uint8 RGB (H, W, 3), upright.
+
+    Its EXIF orientation is applied (a phone photo stored sideways comes out as it was
+    taken), and a 16-bit grey PNG keeps its tones: Pillow's own conversion to RGB clips
+    16-bit values at 255, which turns such an image white.
+    """
+    try:
+        img = ImageOps.exif_transpose(img) or img
+    except Exception:  # a malformed EXIF block: the pixels as stored are still the picture
+        pass
+    if img.mode in _SIXTEEN_BIT:
+        grey = np.asarray(img, dtype=np.int64)
+        return np.repeat((np.clip(grey, 0, 65535) >> 8).astype(np.uint8)[..., None], 3, 2)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
 def decode_image(msg: pb.Image, max_pixels: int, field: str = "image") -> np.ndarray:
-    """Image message -> uint8 RGB array (H, W, 3), refusing more than ``max_pixels``."""
+    """Image message -> uint8 RGB array (H, W, 3) (:func:`pil_to_rgb`), refusing more than
+    ``max_pixels``."""
     w, h = probe_image(msg, max_pixels, field)
     if msg.format == pb.IMAGE_FORMAT_RAW:
         return np.frombuffer(msg.data, dtype=np.uint8).reshape(h, w, 3).copy()
@@ -151,7 +173,7 @@ def decode_image(msg: pb.Image, max_pixels: int, field: str = "image") -> np.nda
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(msg.data), formats=PIL_INPUT_FORMATS) as img:
-                return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+                return pil_to_rgb(img)
     except Exception:
         raise InvalidArgument(f"{field}: image failed to decode (truncated or corrupt)") from None
 
@@ -168,7 +190,7 @@ def from_pil_or_array(image: object, fmt: Format = pb.IMAGE_FORMAT_PNG) -> pb.Im
             raise InvalidArgument("image: empty bytes")
         return pb.Image(format=fmt, data=bytes(image))
     if isinstance(image, PILImage.Image):
-        return encode_image(np.asarray(image.convert("RGB")), fmt)
+        return encode_image(pil_to_rgb(image), fmt)
     return encode_image(np.asarray(image), fmt)
 
 
