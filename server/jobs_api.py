@@ -93,6 +93,12 @@ class JobsServicer:
         """Queue a training job if ``request.method`` is one; None for the other methods."""
         if request.method not in info.training_methods:
             return None
+        if request.space not in ("", "z"):
+            # (W support means a w sampler, renderer and w+ layer edits in workers/learned/)
+            raise InvalidArgument(
+                f"method {request.method!r} learns directions in z only, not in "
+                f"{request.space!r}; ask with space='z' (its directions edit z codes)"
+            )
         check_training_request(request, self.limits)
         try:
             caller = CALLER.get()

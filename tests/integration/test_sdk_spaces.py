@@ -148,6 +148,8 @@ def test_discover_edit_conditional_in_w_and_w_plus(sg: Client) -> None:
     # wrong spaces: named both ways
     raises(lambda: sg.edit(NAME, z, {"sefa_00": 1.0}, space="z"), "lives in space 'w'", "'z'")
     raises(lambda: sg.edit(NAME, wp, {"zsefa_00": 1.0}, space="w+"), "lives in space 'z'", "'w+'")
+    # learned directions train in z: asked for in w, the call says so (it used to train in z)
+    raises(lambda: sg.discover(NAME, "linear", space="w"), "z only", "space='z'")
     raises(
         lambda: sg.conditional_edit(NAME, w, "sefa_00", ["zsefa_00"], space="w"),
         "lives in space 'z'",
