@@ -8,6 +8,7 @@ naming the field.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 
@@ -153,10 +154,9 @@ def pil_to_rgb(img: PILImage.Image) -> np.ndarray:
     taken), and a 16-bit grey PNG keeps its tones: Pillow's own conversion to RGB clips
     16-bit values at 255, which turns such an image white.
     """
-    try:
+    # a malformed EXIF block: the pixels as stored are still the picture
+    with contextlib.suppress(Exception):
         img = ImageOps.exif_transpose(img) or img
-    except Exception:  # a malformed EXIF block: the pixels as stored are still the picture
-        pass
     if img.mode in _SIXTEEN_BIT:
         grey = np.asarray(img, dtype=np.int64)
         return np.repeat((np.clip(grey, 0, 65535) >> 8).astype(np.uint8)[..., None], 3, 2)
