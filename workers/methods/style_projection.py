@@ -2,8 +2,8 @@
 
 Adam on a w (N, w_dim) or w+ (N, num_ws, w_dim) code starting at the model's w_avg,
 with rosinality's learning-rate schedule (linear warm-up over the first 5 %, cosine
-ramp-down over the last 25 %) and Gaussian noise on the code that decays to zero over
-the first 75 % of the steps (scaled by the spread of mapped w). The loss is the pixel
+ramp-down over the last 25 %); its Gaussian noise on the code (decaying to zero over the
+first 75 % of the steps, scaled by the spread of mapped w) is off by default. The loss is the pixel
 MSE (no perceptual network ships with the service); rendering uses the model's stored
 noise buffers, so there are no noise maps to optimise or regularise. The best rendered
 code per image (lowest MSE, noisy iterates included) is kept.
@@ -23,9 +23,14 @@ from latentedit.workers.methods.inversion.optim import Steps, blocking
 from latentedit.workers.models.runtime import LoadedModel
 from latentedit.workers.spaces import spaces_of, synthesize
 
-DEFAULT_STEPS = {"w": 300, "w+": 300}
+# Budgets shorter than rosinality's 1000 steps leave the code noise too little time to decay:
+# on 3 seeded StyleGAN2s (64-128 px, 4-8 mapping layers), 8 generated images each in W+,
+# min PSNR 29.4-29.7 dB at 300 steps with noise 0.05; 30.0-31.1 at 300 without noise,
+# 30.0-31.9 at 500 with it, 31.5-33.3 at 500 without (8 real photos: +0.2-0.9 dB mean
+# without noise at 300 and 500 steps).
+DEFAULT_STEPS = {"w": 500, "w+": 500}
 LR = 0.1
-NOISE = 0.05  # initial code noise, in units of the spread of w
+NOISE = 0.0  # initial code noise, in units of the spread of w (rosinality: 0.05)
 NOISE_RAMP = 0.75
 RAMP_UP = 0.05
 RAMP_DOWN = 0.25
