@@ -75,3 +75,18 @@ def small_stylegan2() -> LoadedModel:
     gen = from_rosinality(state, w_avg).eval().requires_grad_(False)
     spec = ModelSpec(name="sg", architecture="stylegan2", path="seeded.pt", resolution=32)
     return LoadedModel(spec, gen, "test", torch.device("cpu"), torch.float32, 64)
+
+
+@pytest.fixture(scope="module")
+def photos32() -> torch.Tensor:
+    """The first two real photos of tests/data/faces at 32 px, (2, 3, 32, 32) in [-1, 1]
+    (what the small StyleGAN2 cannot make)."""
+    import numpy as np
+    from PIL import Image
+
+    from latentedit.workers.methods.preprocess import preprocess
+    from latentedit.workers.models.runtime import from_uint8
+
+    files = sorted((Path(__file__).resolve().parents[2] / "data" / "faces").glob("*.png"))[:2]
+    pixels = [preprocess(np.asarray(Image.open(f).convert("RGB")), 32)[0] for f in files]
+    return from_uint8(np.stack(pixels), "cpu")

@@ -5,18 +5,15 @@ Small seeded StyleGAN2 (32 px, w_dim 32), photos from tests/data/faces."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from latentedit.workers.methods import inversion as inv
 from latentedit.workers.methods.inversion.deltas import apply_delta, tunable_parameters
 from latentedit.workers.methods.inversion.optim import blocking
 from latentedit.workers.methods.inversion.tuner import render, shared_tuner
-from latentedit.workers.methods.preprocess import preprocess
 from latentedit.workers.methods.style_projection import project
 from latentedit.workers.methods.style_tuning import (
     STYLE_TUNE,
@@ -25,9 +22,7 @@ from latentedit.workers.methods.style_tuning import (
     renderer,
     tune_style_steps,
 )
-from latentedit.workers.models.runtime import LoadedModel, from_uint8
-
-FACES = Path(__file__).resolve().parents[2] / "data" / "faces"
+from latentedit.workers.models.runtime import LoadedModel
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +31,8 @@ def model(small_stylegan2: LoadedModel) -> LoadedModel:
 
 
 @pytest.fixture(scope="module")
-def photos() -> torch.Tensor:
-    files = sorted(FACES.glob("*.png"))[:2]
-    pixels = [preprocess(np.asarray(Image.open(f).convert("RGB")), 32)[0] for f in files]
-    return from_uint8(np.stack(pixels), "cpu")
+def photos(photos32: torch.Tensor) -> torch.Tensor:
+    return photos32
 
 
 def _lowrank(p: torch.Tensor, name: str, rank: int = 4) -> dict[str, torch.Tensor]:
