@@ -288,6 +288,9 @@ def test_a_w_encoder_trained_by_the_cli_serves_encoder_and_hybrid(
         hybrid = sg.invert(NAME, target, space=space, method="hybrid", steps=60)
         # in-process at 60 steps: w 38 -> 45 dB
         assert hybrid.psnr.mean() >= plain.psnr.mean() + 3, (plain.psnr, hybrid.psnr)
+    # auto's latent stage is hybrid once the model has an encoder (generated images: no tuning)
+    auto = sg.invert(NAME, target, space="w", method="auto", steps=120)
+    assert auto.methods == ["hybrid"] * 3 and not any(auto.extras.tuning_ids), auto.methods
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from torch import Tensor
 from latentedit.workers.methods.encoder import Encoder
 from latentedit.workers.methods.inversion.optim import Run, Steps
 from latentedit.workers.methods.inversion.tuning import TuneConfig, tune_steps
-from latentedit.workers.methods.style_encoding import HYBRID_LR, HYBRID_NOISE, encode
+from latentedit.workers.methods.style_encoding import hybrid_steps
 from latentedit.workers.methods.style_projection import Progress, project_steps
 from latentedit.workers.methods.style_tuning import (
     STYLE_TUNE,
@@ -66,16 +67,14 @@ def auto_style_steps(
     the measure's unit w ``directions`` (K, w_dim); ``encoder``: the model's W encoder."""
     n = len(targets)
     latent = "optimize" if encoder is None else "hybrid"
-    start = None if encoder is None else encode(model, encoder, targets, space)
-    schedule = {} if encoder is None else {"lr": HYBRID_LR, "noise": HYBRID_NOISE}
+    latent_steps = project_steps if encoder is None else partial(hybrid_steps, encoder=encoder)
 
     def latent_progress(step: int, total: int, loss: float, psnr: np.ndarray) -> bool:
         return progress is not None and progress(step, steps, loss, psnr)
 
-    pivot = yield from project_steps(
-        model, targets, space, max(1, round(steps * LATENT_SHARE)), seed,
-        latent_progress, stop, start=start, **schedule,
-    )  # fmt: skip
+    pivot = yield from latent_steps(
+        model, targets, space, max(1, round(steps * LATENT_SHARE)), seed, latent_progress, stop
+    )
     out = StyleAuto(pivot.codes, [None] * n, pivot.psnr.copy(), pivot.steps, [latent] * n,
                     np.zeros(n))  # fmt: skip
     r = renderer(model, space, whitened=True)
