@@ -30,10 +30,22 @@ from latentedit.errors import Unavailable
 log = logging.getLogger(__name__)
 
 
+_HANDED_OUT: set[int] = set()  # ports free_port has returned in this process
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port on 127.0.0.1 that nothing listens on now and that this process has not handed
+    out before. The port is free only until someone binds it, and the kernel may offer a
+    just-closed port again: one stack's gateway and redis-server once both got 59719."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            if len(_HANDED_OUT) >= 10_000:  # a long-lived process: forget the oldest
+                _HANDED_OUT.clear()
+            _HANDED_OUT.add(port)
+            return port
 
 
 @dataclass
