@@ -27,13 +27,26 @@ T = TypeVar("T")
 def serial_by_default() -> None:
     """This thread, and every thread that first runs torch after this call: 1 intra-op
     thread (torch's process default, which new threads take up)."""
-    torch.set_num_threads(1)
+    own_threads(1)
+
+
+def own_threads(threads: int) -> None:
+    """This thread runs torch with ``threads`` intra-op threads from now on.
+
+    torch applies its process-wide count (the last ``set_num_threads`` of any thread) to a
+    thread at that thread's first torch call, so a count set before that call is lost
+    whenever another thread sets its own in between (a heavy thread starting before the
+    compute thread's first render left the compute thread on one intra-op thread, for
+    good). Here the first call comes first, then this thread's count.
+    """
+    torch.get_num_threads()  # torch's per-thread lazy init, with whatever count it takes
+    torch.set_num_threads(threads)
 
 
 def compute_executor(threads: int) -> ThreadPoolExecutor:
     """The worker's one thread with an OpenMP team of ``threads``."""
     return ThreadPoolExecutor(
-        1, thread_name_prefix="compute", initializer=torch.set_num_threads, initargs=(threads,)
+        1, thread_name_prefix="compute", initializer=own_threads, initargs=(threads,)
     )
 
 
@@ -54,5 +67,5 @@ def with_threads(threads: int, fn: Callable[..., T], *args: Any) -> T:
 def heavy_executor(workers: int = 4) -> ThreadPoolExecutor:
     """Threads for discovery, analysis and other long calls: torch runs serially there."""
     return ThreadPoolExecutor(
-        workers, thread_name_prefix="heavy", initializer=torch.set_num_threads, initargs=(1,)
+        workers, thread_name_prefix="heavy", initializer=own_threads, initargs=(1,)
     )

@@ -28,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
@@ -41,6 +40,7 @@ from latentedit.v1 import latentedit_pb2 as pb
 from latentedit.workers.direction_store import ACTING, DirectionStore
 from latentedit.workers.learned.protocol import Trainer
 from latentedit.workers.models.runtime import LoadedModel
+from latentedit.workers.torch_threads import own_threads
 from latentedit.workers.trainers import (
     TRAINERS,
     ckpt_bytes,
@@ -99,7 +99,7 @@ class TrainingLane:
         )
 
     def _init_thread(self) -> None:
-        torch.set_num_threads(self.settings.threads)  # per thread (OpenMP): render keeps its own
+        own_threads(self.settings.threads)  # per thread (OpenMP): render keeps its own
         if self.settings.nice:
             # Linux niceness is per thread (and inherited by its OpenMP workers): the scheduler
             # prefers the render threads whenever both want a core.

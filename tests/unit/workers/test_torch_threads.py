@@ -17,8 +17,9 @@ seen = {"loop": torch.get_num_threads()}
 t = threading.Thread(target=lambda: seen.update(new=torch.get_num_threads()))
 t.start(); t.join()
 with compute_executor(2) as compute, heavy_executor(2) as heavy:
+    compute.submit(int).result()  # the compute thread exists, it has not run torch yet
+    seen["heavy"] = heavy.submit(torch.get_num_threads).result()  # sets torch's default to 1
     seen["compute"] = compute.submit(torch.get_num_threads).result()
-    seen["heavy"] = heavy.submit(torch.get_num_threads).result()
 print(json.dumps(seen))
 """
 
