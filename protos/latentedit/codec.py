@@ -151,12 +151,17 @@ def pil_to_rgb(img: PILImage.Image) -> np.ndarray:
     """A decoded picture as uint8 RGB (H, W, 3), upright.
 
     Its EXIF orientation is applied (a phone photo stored sideways comes out as it was
-    taken), and a 16-bit grey PNG keeps its tones: Pillow's own conversion to RGB clips
-    16-bit values at 255, which turns such an image white.
+    taken), a 16-bit grey PNG keeps its tones (Pillow's own conversion to RGB clips 16-bit
+    values at 255, which turns such an image white), and a transparent one (alpha, or a
+    palette / colour key with transparency) is laid over white, as a viewer shows it:
+    dropping alpha would show whatever colours its transparent pixels happen to hold.
     """
     # a malformed EXIF block: the pixels as stored are still the picture
     with contextlib.suppress(Exception):
         img = ImageOps.exif_transpose(img) or img
+    if img.has_transparency_data:
+        page = PILImage.new("RGBA", img.size, (255, 255, 255, 255))
+        img = PILImage.alpha_composite(page, img.convert("RGBA"))
     if img.mode in _SIXTEEN_BIT:
         grey = np.asarray(img, dtype=np.int64)
         return np.repeat((np.clip(grey, 0, 65535) >> 8).astype(np.uint8)[..., None], 3, 2)

@@ -160,11 +160,35 @@ def test_bad_images_are_refused(msg: pb.Image, words: str) -> None:
         decode_image(msg, 1 << 20, "images[0]")
 
 
-def test_grey_and_alpha_images_decode_to_rgb() -> None:
+def _png(image: Image.Image) -> pb.Image:
     buf = io.BytesIO()
-    Image.new("LA", (5, 4), (100, 50)).save(buf, format="PNG")
-    out = decode_image(pb.Image(data=buf.getvalue()), 1 << 20)
+    image.save(buf, format="PNG")
+    return pb.Image(format=pb.IMAGE_FORMAT_PNG, data=buf.getvalue())
+
+
+def test_grey_and_alpha_images_decode_to_rgb() -> None:
+    out = decode_image(_png(Image.new("LA", (5, 4), (100, 255))), 1 << 20)
     assert out.shape == (4, 5, 3) and (out == 100).all()
+
+
+def test_transparent_images_decode_as_a_viewer_shows_them_over_white() -> None:
+    """Transparent pixels hold arbitrary colours (here red); dropping alpha showed them."""
+    rgba = np.zeros((4, 6, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[:2, :, 3] = 255  # top half opaque red, bottom half transparent
+    rgba[2, :, 3] = 128  # one row half covered
+    pil = Image.fromarray(rgba, "RGBA")
+    for msg in (_png(pil), from_pil_or_array(pil)):  # sent as a file or as a PIL image
+        got = decode_image(msg, 1 << 20).astype(int)
+        assert (got[:2] == [200, 0, 0]).all()
+        assert (got[3] == 255).all()
+        assert (abs(got[2] - [228, 127, 127]) <= 1).all()
+    palette = Image.new("P", (3, 2), 1)
+    palette.putpalette([0, 0, 0, 10, 200, 30])
+    palette.info["transparency"] = 0
+    palette.putpixel((0, 0), 0)  # the transparent index
+    got = decode_image(_png(palette), 1 << 20)
+    assert (got[0, 0] == 255).all() and (got[1, 2] == [10, 200, 30]).all()
 
 
 def test_a_16_bit_grey_png_keeps_its_tones() -> None:
