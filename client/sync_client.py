@@ -162,7 +162,7 @@ class Client(ClientBase):
         max_edit_error: float = 0.0,
         timeout: float | None = None,
     ) -> Inverted:
-        """Images (PIL, uint8 (H, W, 3) arrays or encoded bytes) -> latent codes.
+        """Images (PIL images, uint8 arrays (H, W[, 3 | 4]), encoded bytes or file paths) -> codes.
 
         ``method``: optimize | encoder | hybrid | extended | tune | auto (escalates until
         ``target_psnr`` dB, default 30, keeping the relative edit error under

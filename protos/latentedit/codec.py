@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image as PILImage
@@ -189,14 +191,40 @@ def to_pil(msg: pb.Image, max_pixels: int = 1 << 26) -> PILImage.Image:
 
 
 def from_pil_or_array(image: object, fmt: Format = pb.IMAGE_FORMAT_PNG) -> pb.Image:
-    """PIL image, uint8 (H, W, 3) array or encoded bytes -> Image message."""
+    """What a caller hands the SDK as an image -> Image message.
+
+    Accepted: a PIL image; a uint8 array (H, W) grey, (H, W, 1), (H, W, 3) RGB or
+    (H, W, 4) RGBA (laid over white, as :func:`pil_to_rgb` does); encoded bytes (PNG, JPEG,
+    WebP: sent as they are, the worker decodes them); a file's path (``str`` or
+    ``os.PathLike``: its bytes are sent).
+    """
+    if isinstance(image, str | os.PathLike):
+        try:
+            image = Path(image).read_bytes()
+        except OSError as exc:
+            raise InvalidArgument(
+                f"image: cannot read file {str(image)!r}: {exc.strerror}"
+            ) from None
     if isinstance(image, bytes | bytearray):
         if not image:
             raise InvalidArgument("image: empty bytes")
         return pb.Image(format=fmt, data=bytes(image))
     if isinstance(image, PILImage.Image):
         return encode_image(pil_to_rgb(image), fmt)
-    return encode_image(np.asarray(image), fmt)
+    pixels = np.asarray(image)
+    shape_ok = pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (1, 3, 4))
+    if pixels.dtype != np.uint8 or not shape_ok:
+        raise InvalidArgument(
+            "image: expected a PIL image, a uint8 array (H, W), (H, W, 3) or (H, W, 4), "
+            f"encoded bytes or a file path; got {type(image).__name__} of dtype "
+            f"{pixels.dtype} and shape {pixels.shape}"
+        )
+    if pixels.size == 0:
+        raise InvalidArgument(f"image has no pixels: shape {pixels.shape}")
+    if pixels.ndim == 3 and pixels.shape[2] == 3:
+        return encode_image(pixels, fmt)
+    grey_or_rgba = pixels[..., 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels
+    return encode_image(pil_to_rgb(PILImage.fromarray(grey_or_rgba)), fmt)
 
 
 def latents_from(msg: pb.Tensor, dim: int, max_rows: int, field: str = "latents") -> np.ndarray:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -274,3 +276,37 @@ def test_probe_reads_the_size_of_every_format() -> None:
 def test_encode_refuses_what_it_cannot_write(pixels: np.ndarray, fmt: int, words: str) -> None:
     with pytest.raises(InvalidArgument, match=words):
         encode_image(pixels, fmt)  # type: ignore[arg-type]
+
+
+def test_the_sdk_takes_grey_and_rgba_arrays_and_file_paths(tmp_path: Path) -> None:
+    grey = np.full((4, 5), 90, np.uint8)
+    rgba = np.zeros((4, 5, 4), np.uint8)
+    rgba[..., 1], rgba[..., 3] = 200, 255
+    rgba[0, :, 3] = 0  # a transparent row: white, as for a PIL image
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((4, 5, 3), 30, np.uint8)).save(photo)
+    got = {
+        "grey": decode_image(from_pil_or_array(grey), 100),
+        "grey1": decode_image(from_pil_or_array(grey[..., None]), 100),
+        "rgba": decode_image(from_pil_or_array(rgba), 100),
+        "str": decode_image(from_pil_or_array(str(photo)), 100),
+        "path": decode_image(from_pil_or_array(photo), 100),
+    }
+    assert all(g.shape == (4, 5, 3) for g in got.values())
+    assert (got["grey"] == 90).all() and (got["grey1"] == 90).all()
+    assert (got["rgba"][1:] == [0, 200, 0]).all() and (got["rgba"][0] == 255).all()
+    assert (got["str"] == 30).all() and (got["path"] == 30).all()
+
+
+@pytest.mark.parametrize(
+    ("image", "words"),
+    [
+        (np.zeros((4, 5, 3), np.float32), "uint8 array (H, W), (H, W, 3) or (H, W, 4)"),
+        (np.zeros((4, 5, 2), np.uint8), "shape (4, 5, 2)"),
+        (np.zeros((0, 5), np.uint8), "no pixels"),
+        ("no/such/photo.png", "cannot read file 'no/such/photo.png'"),
+    ],
+)
+def test_the_sdk_refuses_what_is_not_an_image_by_name(image: object, words: str) -> None:
+    with pytest.raises(InvalidArgument, match=re.escape(words)):
+        from_pil_or_array(image)
