@@ -2,12 +2,13 @@
 continuous batching, measured through the service as a client sees them.
 
     .venv/bin/python bench/inversion.py --service [--threads 2] [--picture docs/inversion_edits.jpg]
+        [--photo-dir DIR]   # other photos: every PNG / JPEG / WebP in DIR
 
 A private stack (redis-server, gateway, one worker with ``--threads`` torch threads)
 serves ``dcgan-faces``. Printed:
 
-- real face photos (tests/data/faces, inverted together in one request) and held-out
-  generated faces (seeds 50000..): per method mean PSNR, SSIM, median / mean relative
+- real face photos (tests/data/faces or ``--photo-dir``, inverted together in one request)
+  and held-out generated faces (seeds 50000..): per method mean PSNR, SSIM, median / mean relative
   edit error (alpha = +-2 along the top-5 SeFa directions, ``report_edit_error``), stored
   delta bytes and seconds per image; per image for auto / tune / extended the code PSNR (the
   plain generator at the returned codes: far below the PSNR, edits can show a doubled face);
@@ -31,6 +32,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from latentedit.codec import pil_to_rgb
 
 FACES = Path(__file__).resolve().parents[1] / "tests" / "data" / "faces"
 METHODS = ("optimize", "extended", "tune", "auto", "encoder", "hybrid")
@@ -170,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--picture-alpha", type=float, default=1.0, help="edit strength shown")
     ap.add_argument("--skip-concurrency", action="store_true")
     ap.add_argument("--photos", type=int, default=0, help="use the first N real photos (0: all)")
+    ap.add_argument(
+        "--photo-dir",
+        type=Path,
+        default=FACES,
+        help="the real photos: every PNG / JPEG / WebP file in this folder, in name order "
+        "(default: tests/data/faces)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     if not args.service:
@@ -188,7 +198,12 @@ def main(argv: list[str] | None = None) -> int:
         models=["dcgan-faces"],
         extra_worker_args=["--torch-threads", str(args.threads)],
     )
-    photos = [Image.open(f).convert("RGB") for f in sorted(FACES.glob("*.png"))]
+    kinds = {".png", ".jpg", ".jpeg", ".webp"}
+    files = sorted(f for f in args.photo_dir.iterdir() if f.suffix.lower() in kinds)
+    if not files:
+        ap.error(f"--photo-dir {args.photo_dir}: no PNG / JPEG / WebP files")
+    # as the service reads them (upright by EXIF, transparency over white), for the grid too
+    photos = [Image.fromarray(pil_to_rgb(Image.open(f))) for f in files]
     photos = photos[: args.photos or len(photos)]
     with Stack(config) as stack, Client(stack.target) as client, Client(stack.target) as other:
         if not args.skip_concurrency:
