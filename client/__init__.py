@@ -31,6 +31,7 @@ from .async_client import AsyncClient
 from .async_jobs import AsyncTrainingJob
 from .evaluation import Evaluation
 from .jobs import JobStatus
+from .paste import paste_back
 from .sync_client import Client
 from .sync_jobs import TrainingJob
 from .types import (
@@ -75,4 +76,5 @@ __all__ = [
     "TrainingJob",
     "Unauthenticated",
     "Unavailable",
+    "paste_back",
 ]

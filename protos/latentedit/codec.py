@@ -190,27 +190,29 @@ def to_pil(msg: pb.Image, max_pixels: int = 1 << 26) -> PILImage.Image:
     return PILImage.fromarray(decode_image(msg, max_pixels))
 
 
-def from_pil_or_array(image: object, fmt: Format = pb.IMAGE_FORMAT_PNG) -> pb.Image:
-    """What a caller hands the SDK as an image -> Image message.
+def _read_path(image: str | os.PathLike[str]) -> bytes:
+    try:
+        return Path(image).read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(f"image: cannot read file {str(image)!r}: {exc.strerror}") from None
+
+
+def image_to_rgb(image: object, max_pixels: int = 1 << 26) -> np.ndarray:
+    """What a caller hands the SDK as an image -> uint8 RGB (H, W, 3), as the service reads it.
 
     Accepted: a PIL image; a uint8 array (H, W) grey, (H, W, 1), (H, W, 3) RGB or
-    (H, W, 4) RGBA (laid over white, as :func:`pil_to_rgb` does); encoded bytes (PNG, JPEG,
-    WebP: sent as they are, the worker decodes them); a file's path (``str`` or
-    ``os.PathLike``: its bytes are sent).
+    (H, W, 4) RGBA; encoded bytes (PNG, JPEG, WebP); a file's path (``str`` or
+    ``os.PathLike``). Decoded pictures and PIL images go through :func:`pil_to_rgb` (upright
+    by EXIF, transparency over white); so do grey and RGBA arrays.
     """
     if isinstance(image, str | os.PathLike):
-        try:
-            image = Path(image).read_bytes()
-        except OSError as exc:
-            raise InvalidArgument(
-                f"image: cannot read file {str(image)!r}: {exc.strerror}"
-            ) from None
+        image = _read_path(image)
     if isinstance(image, bytes | bytearray):
         if not image:
             raise InvalidArgument("image: empty bytes")
-        return pb.Image(format=fmt, data=bytes(image))
+        return decode_image(pb.Image(format=pb.IMAGE_FORMAT_PNG, data=bytes(image)), max_pixels)
     if isinstance(image, PILImage.Image):
-        return encode_image(pil_to_rgb(image), fmt)
+        return pil_to_rgb(image)
     pixels = np.asarray(image)
     shape_ok = pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (1, 3, 4))
     if pixels.dtype != np.uint8 or not shape_ok:
@@ -222,9 +224,24 @@ def from_pil_or_array(image: object, fmt: Format = pb.IMAGE_FORMAT_PNG) -> pb.Im
     if pixels.size == 0:
         raise InvalidArgument(f"image has no pixels: shape {pixels.shape}")
     if pixels.ndim == 3 and pixels.shape[2] == 3:
-        return encode_image(pixels, fmt)
+        return pixels
     grey_or_rgba = pixels[..., 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels
-    return encode_image(pil_to_rgb(PILImage.fromarray(grey_or_rgba)), fmt)
+    return pil_to_rgb(PILImage.fromarray(grey_or_rgba))
+
+
+def from_pil_or_array(image: object, fmt: Format = pb.IMAGE_FORMAT_PNG) -> pb.Image:
+    """What a caller hands the SDK as an image (:func:`image_to_rgb`'s forms) -> Image message.
+
+    Encoded bytes and files are sent as they are (the worker decodes them); the rest is
+    encoded in ``fmt``.
+    """
+    if isinstance(image, str | os.PathLike):
+        image = _read_path(image)
+    if isinstance(image, bytes | bytearray):
+        if not image:
+            raise InvalidArgument("image: empty bytes")
+        return pb.Image(format=fmt, data=bytes(image))
+    return encode_image(image_to_rgb(image), fmt)
 
 
 def latents_from(msg: pb.Tensor, dim: int, max_rows: int, field: str = "latents") -> np.ndarray:
