@@ -190,11 +190,19 @@ def to_pil(msg: pb.Image, max_pixels: int = 1 << 26) -> PILImage.Image:
     return PILImage.fromarray(decode_image(msg, max_pixels))
 
 
-def _read_path(image: str | os.PathLike[str]) -> bytes:
-    try:
-        return Path(image).read_bytes()
-    except OSError as exc:
-        raise InvalidArgument(f"image: cannot read file {str(image)!r}: {exc.strerror}") from None
+def _encoded(image: object) -> bytes | None:
+    """The encoded bytes of a file path or of bytes; None for other forms."""
+    if isinstance(image, str | os.PathLike):
+        try:
+            image = Path(image).read_bytes()
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            raise InvalidArgument(f"image: cannot read file {str(image)!r}: {why}") from None
+    if not isinstance(image, bytes | bytearray):
+        return None
+    if not image:
+        raise InvalidArgument("image: empty bytes")
+    return bytes(image)
 
 
 def image_to_rgb(image: object, max_pixels: int = 1 << 26) -> np.ndarray:
@@ -205,12 +213,9 @@ def image_to_rgb(image: object, max_pixels: int = 1 << 26) -> np.ndarray:
     ``os.PathLike``). Decoded pictures and PIL images go through :func:`pil_to_rgb` (upright
     by EXIF, transparency over white); so do grey and RGBA arrays.
     """
-    if isinstance(image, str | os.PathLike):
-        image = _read_path(image)
-    if isinstance(image, bytes | bytearray):
-        if not image:
-            raise InvalidArgument("image: empty bytes")
-        return decode_image(pb.Image(format=pb.IMAGE_FORMAT_PNG, data=bytes(image)), max_pixels)
+    data = _encoded(image)
+    if data is not None:
+        return decode_image(pb.Image(format=pb.IMAGE_FORMAT_PNG, data=data), max_pixels)
     if isinstance(image, PILImage.Image):
         return pil_to_rgb(image)
     pixels = np.asarray(image)
@@ -235,12 +240,9 @@ def from_pil_or_array(image: object, fmt: Format = pb.IMAGE_FORMAT_PNG) -> pb.Im
     Encoded bytes and files are sent as they are (the worker decodes them); the rest is
     encoded in ``fmt``.
     """
-    if isinstance(image, str | os.PathLike):
-        image = _read_path(image)
-    if isinstance(image, bytes | bytearray):
-        if not image:
-            raise InvalidArgument("image: empty bytes")
-        return pb.Image(format=fmt, data=bytes(image))
+    data = _encoded(image)
+    if data is not None:
+        return pb.Image(format=fmt, data=data)
     return encode_image(image_to_rgb(image), fmt)
 
 
